@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine:
+#   make repro   install, then rebuild the whole pipeline (`dvc repro`) and show its metrics
+#   make test    install, then run the test suite
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install repro test bench clean-data
+
+install: $(VENV)/.installed
+
+# torch first, alone: 2.13.0 is a CPU build; any other torch request pulls CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install torch==2.13.0
+	$(VENV)/bin/pip install -e ".[dev]"
+	touch $@
+
+repro: install
+	dvc repro
+	dvc metrics show
+
+test: install
+	pytest -q
+
+bench: install
+	python benchmarks/decode.py
+	python benchmarks/feature_cache.py
+
+clean-data:
+	rm -rf data/worlds data/clips data/features data/metrics mlflow.db mlruns

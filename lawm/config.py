@@ -1,0 +1,184 @@
+"""Schema of `params.yaml`: one strict, frozen model per stage.
+
+`params.yaml` is the single source of every knob, so no field has a default here. `load_params`
+validates the whole file before a stage does any work; a wrong value or a misspelt key raises
+`ConfigError` naming the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+# --- stage `worlds` -----------------------------------------------------------------------------
+
+
+class WildConfig(Strict):
+    """In-the-wild analogue: agents of several kinds, a moving camera, exogenous noise."""
+
+    videos: PositiveInt
+    seconds: PositiveFloat
+    max_agents: PositiveInt
+    moving_camera_share: Share
+    noise: Annotated[float, Field(ge=0)]  # strength of flicker and swaying texture (0 = none)
+
+
+class ArmConfig(Strict):
+    """Manipulation analogue (DROID): a fixed camera and an end effector moved by 2-D deltas."""
+
+    episodes: PositiveInt
+    seconds: PositiveFloat
+    distractors: Annotated[int, Field(ge=0)]
+    max_delta: PositiveFloat  # largest per-frame end-effector move, in fractions of the frame
+
+
+class NavConfig(Strict):
+    """Navigation analogue (RECON): an egocentric view over a large map; translation + yaw."""
+
+    episodes: PositiveInt
+    seconds: PositiveFloat
+    map_scale: Annotated[int, Field(ge=2)]  # map side, in multiples of the view side
+    max_speed: PositiveFloat  # per-frame forward move, in fractions of the view
+    max_yaw: PositiveFloat  # per-frame turn, radians
+
+
+class WorldsConfig(Strict):
+    size: Annotated[int, Field(ge=16, multiple_of=2)]  # frame side in pixels (H.264 needs even)
+    fps: PositiveFloat  # native frame rate of the generated videos
+    wild: WildConfig
+    arm: ArmConfig
+    nav: NavConfig
+
+
+# --- stage `extract_clips` ----------------------------------------------------------------------
+
+
+class ClipsConfig(Strict):
+    sources: Annotated[str, Field(min_length=1)]  # a folder (scanned recursively) or a .txt list
+    fps: PositiveFloat  # clip frame rate after resampling
+    frames: Annotated[int, Field(ge=2)]  # frames per clip
+    stride: PositiveInt  # clip frames between the starts of consecutive windows
+    val_share: Annotated[float, Field(ge=0, lt=1)]  # share of videos held out, per domain
+    extensions: Annotated[list[str], Field(min_length=1)]
+    decode_timeout_s: PositiveFloat  # one video that takes longer is rejected, not waited for
+    workers: PositiveInt  # decoding processes
+    sample_frames: Annotated[int, Field(ge=0)]  # clips whose first frame is logged as a PNG
+
+
+# --- stage `cache_features` ---------------------------------------------------------------------
+
+
+class PixelsEncoderConfig(Strict):
+    kind: Literal["pixels"]
+    image_size: Annotated[int, Field(ge=8)]
+    patch_size: PositiveInt
+    tubelet: PositiveInt
+
+    @model_validator(mode="after")
+    def _patch_divides_image(self):
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        return self
+
+
+class HFEncoderConfig(Strict):
+    """A `transformers` encoder: `model` is a hub id or a local directory of `save_pretrained`."""
+
+    kind: Literal["vjepa2", "dinov2"]
+    model: Annotated[str, Field(min_length=1)]
+    image_size: Annotated[int, Field(ge=8)]
+    tubelet: PositiveInt
+
+
+EncoderConfig = Annotated[PixelsEncoderConfig | HFEncoderConfig, Field(discriminator="kind")]
+
+
+class FeaturesConfig(Strict):
+    encoder: EncoderConfig
+    dtype: Literal["float16", "bfloat16", "float32"]  # storage dtype of the cached states
+    clips_per_shard: PositiveInt
+    batch_size: PositiveInt  # clips per encoder forward pass
+    decode_workers: PositiveInt  # processes decoding clips while the encoder runs
+    decode_oversample: Annotated[float, Field(ge=1)]  # decode at this x image_size, then antialias down
+    device: Annotated[str, Field(min_length=1)]
+
+
+# --- the whole file -----------------------------------------------------------------------------
+
+
+class Params(Strict):
+    seed: int
+    worlds: WorldsConfig
+    clips: ClipsConfig
+    features: FeaturesConfig
+
+    @model_validator(mode="after")
+    def _clip_fits_tubelets(self):
+        tubelet = self.features.encoder.tubelet
+        if self.clips.frames % tubelet:
+            raise ValueError(f"clips.frames ({self.clips.frames}) must be a multiple of "
+                             f"features.encoder.tubelet ({tubelet})")
+        return self
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, unreadable or invalid; the message names every bad field."""
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = [f"{source} is invalid ({err.error_count()} problem{'s' * (err.error_count() > 1)}):"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e['input']!r})"
+        msg = "unknown key (misspelt?)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  - {field}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
+    """Validate a parsed params dict. JSON mode so YAML lists and strings fill list/str fields."""
+    try:
+        return Params.model_validate_json(json.dumps(raw))
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (run from the repository root or pass --params)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return validate_params(raw, str(path))
+
+
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """A copy of `params` with dotted keys replaced, re-validated: {"clips.fps": 2.0}."""
+    raw = copy.deepcopy(params.model_dump(mode="json"))
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise ConfigError(f"override {dotted!r}: no such field")
+        node[leaf] = value
+    return validate_params(raw, "overrides")

@@ -1,0 +1,79 @@
+"""Atomic file output: a killed process never leaves a half-written artifact behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`.
+
+    On any exception the temporary file is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete temporary files a killed run left anywhere under `folder`; return how many."""
+    stale = list(Path(folder).rglob(".*.tmp*")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+KEY_FILE = ".lawm-key"
+
+
+def prepare_output_dir(folder: str | os.PathLike, key: str) -> bool:
+    """Make `folder` ready for outputs identified by `key`; return True when it resumes a run.
+
+    A folder written for another key (other params, other inputs) is emptied first, so a stage
+    never mixes stale outputs with new ones; one with the same key keeps what a killed run wrote.
+    """
+    import shutil
+
+    folder = Path(folder)
+    key_file = folder / KEY_FILE
+    if folder.exists() and not (key_file.is_file() and key_file.read_text() == key):
+        shutil.rmtree(folder)
+    resumed = folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key)
+    remove_stale_temps(folder)
+    return resumed
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of JSON-able parts."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
