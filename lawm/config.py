@@ -95,16 +95,27 @@ class PixelsEncoderConfig(Strict):
         return self
 
 
-class HFEncoderConfig(Strict):
-    """A `transformers` encoder: `model` is a hub id or a local directory of `save_pretrained`."""
+class DINOv2EncoderConfig(Strict):
+    """DINOv2 through `transformers`: `model` is a hub id or a local `save_pretrained` directory."""
 
-    kind: Literal["vjepa2", "dinov2"]
+    kind: Literal["dinov2"]
     model: Annotated[str, Field(min_length=1)]
     image_size: Annotated[int, Field(ge=8)]
-    tubelet: PositiveInt
+    tubelet: PositiveInt  # frames averaged into one state
 
 
-EncoderConfig = Annotated[PixelsEncoderConfig | HFEncoderConfig, Field(discriminator="kind")]
+class VJEPA2EncoderConfig(Strict):
+    """V-JEPA 2 through `transformers`; `attention: frame_causal` keeps later frames out of each state."""
+
+    kind: Literal["vjepa2"]
+    model: Annotated[str, Field(min_length=1)]
+    image_size: Annotated[int, Field(ge=8)]
+    tubelet: PositiveInt  # must equal the model's tubelet_size
+    attention: Literal["frame_causal", "full"]
+
+
+HFEncoderConfig = DINOv2EncoderConfig | VJEPA2EncoderConfig
+EncoderConfig = Annotated[PixelsEncoderConfig | DINOv2EncoderConfig | VJEPA2EncoderConfig, Field(discriminator="kind")]
 
 
 class FeaturesConfig(Strict):

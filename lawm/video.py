@@ -30,9 +30,25 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int 
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
             for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                yuv = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+                container.mux(stream.encode(yuv))
             container.mux(stream.encode())  # flush the encoder
     return path
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB -> [H * 3 / 2, W] uint8 planar YUV 4:2:0, BT.601 limited range.
+
+    Done in numpy rather than by libswscale, whose first conversion in a process differs from
+    later ones: with this, the same frames always give the same MP4 bytes.
+    """
+    r, g, b = np.moveaxis(rgb.astype(np.float32), -1, 0)  # [H, W] each
+    h, w = r.shape
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = (128 - 0.148 * r - 0.291 * g + 0.439 * b).reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    v = (128 + 0.439 * r - 0.368 * g - 0.071 * b).reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()])
+    return np.clip(np.round(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:

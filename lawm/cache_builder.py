@@ -1,0 +1,114 @@
+"""Build the feature cache from a clip manifest: decode (worker processes, under a timeout),
+encode with the frozen encoder in batches, align the real actions, write shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections import defaultdict
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pebble import ProcessExpired, ProcessPool
+
+from lawm.clips import transition_sums
+from lawm.config import FeaturesConfig
+from lawm.encoders import FrozenEncoder
+from lawm.features import to_storage, write_shard
+from lawm.video import decode_size, read_frames
+
+
+def plan_shards(clips: pd.DataFrame, clips_per_shard: int) -> list[pd.DataFrame]:
+    """Consecutive groups of the manifest's clips, in manifest order (deterministic)."""
+    return [clips.iloc[i:i + clips_per_shard] for i in range(0, len(clips), clips_per_shard)]
+
+
+def cache_key(clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig) -> str:
+    """Identity of what a cache holds: the clips (and their videos' size and mtime), the encoder,
+    the storage dtype and the sharding. A cache folder with another key is stale."""
+    h = hashlib.sha256()
+    for video in sorted(clips["video"].unique()):
+        st = os.stat(video)
+        h.update(f"{video}:{st.st_size}:{st.st_mtime_ns};".encode())
+    h.update(pd.util.hash_pandas_object(clips[["clip_id", "video"]], index=False).values.tobytes())
+    h.update(json.dumps([list(map(int, f)) for f in clips["frame_indices"]]).encode())
+    h.update(json.dumps([encoder.describe(), cfg.dtype, cfg.clips_per_shard], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+class ClipDecoder:
+    """Decodes clips in worker processes; a decode that hangs or crashes raises RuntimeError."""
+
+    def __init__(self, workers: int, timeout_s: float, short_side: int):
+        self.pool = ProcessPool(max_workers=workers, context=multiprocessing.get_context("spawn"))
+        self.timeout_s, self.short_side = timeout_s, short_side
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.stop()
+        self.pool.join()
+
+    def decode(self, rows: pd.DataFrame) -> list[np.ndarray]:
+        """Frames [T, H, W, 3] uint8 of each clip row, decoded in parallel."""
+        futures = [
+            self.pool.schedule(read_frames, timeout=self.timeout_s, args=(
+                r.video, list(map(int, r.frame_indices)), decode_size(r.width, r.height, self.short_side)))
+            for r in rows.itertuples()
+        ]
+        out = []
+        for r, fut in zip(rows.itertuples(), futures):
+            try:
+                out.append(fut.result())
+            except (FutureTimeout, ProcessExpired) as err:
+                raise RuntimeError(f"clip {r.clip_id}: decoding {r.video} failed ({type(err).__name__})") from err
+        return out
+
+
+def encode_batched(encoder: FrozenEncoder, clips: list[np.ndarray], batch_size: int) -> list[torch.Tensor]:
+    """States [S, N, D] of each clip; clips of one frame size share a forward pass."""
+    by_shape: dict[tuple, list[int]] = defaultdict(list)
+    for i, frames in enumerate(clips):
+        by_shape[frames.shape].append(i)
+    states: list[torch.Tensor | None] = [None] * len(clips)
+    for members in by_shape.values():
+        for j in range(0, len(members), batch_size):
+            chunk = members[j:j + batch_size]
+            batch = torch.from_numpy(np.stack([clips[i] for i in chunk]))  # [B, T, H, W, 3] uint8
+            for i, s in zip(chunk, encoder.encode(batch)):  # [B, S, N, D]
+                states[i] = s
+    return states
+
+
+def clip_actions(rows: pd.DataFrame, tubelet: int, gt_cache: dict[str, pd.DataFrame]) -> list[np.ndarray]:
+    """Real actions between consecutive states of each clip, [S - 1, A] (A = 0 without ground truth)."""
+    out = []
+    for r in rows.itertuples():
+        num_states = len(r.frame_indices) // tubelet
+        if not r.gt:
+            out.append(np.zeros((num_states - 1, 0), np.float32))
+            continue
+        if r.gt not in gt_cache:
+            gt_cache[r.gt] = pd.read_parquet(r.gt)
+        out.append(transition_sums(gt_cache[r.gt], list(r.frame_indices), tubelet))
+    return out
+
+
+def build_shard(root: Path, shard: int, rows: pd.DataFrame, encoder: FrozenEncoder, decoder: ClipDecoder,
+                cfg: FeaturesConfig, gt_cache: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Decode, encode and write one shard; returns its index rows."""
+    frames = decoder.decode(rows)
+    states = encode_batched(encoder, frames, cfg.batch_size)
+    actions = clip_actions(rows, encoder.tubelet, gt_cache)
+    meta = [
+        {"clip_id": r.clip_id, "video": r.video, "domain": r.domain, "split": r.split, "start_s": r.start_s,
+         "actions": a.reshape(-1).tolist(), "action_dim": a.shape[1]}
+        for r, a in zip(rows.itertuples(), actions)
+    ]
+    return write_shard(root, shard, meta, [to_storage(s, cfg.dtype) for s in states], cfg.dtype)

@@ -1,0 +1,179 @@
+"""Feature cache: the frozen encoder's states for every clip, written once, read by every later stage.
+
+Layout of a cache folder:
+    shards/shard-00000.bin   raw states of consecutive clips, C-contiguous, back to back
+    parts/shard-00000.parquet  index rows of that shard (written after its .bin: its presence means done)
+    index.parquet            all parts: clip_id, shard, offset, nbytes, shape, dtype, crc32, actions, ...
+    meta.json                encoder identity, dtype, cache key
+
+A shard is written atomically, so a killed run leaves only whole shards and a rerun encodes just
+the missing ones. Every read checks the clip's CRC32, so a damaged shard is never trained on silently.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from lawm.io import atomic_path, write_parquet
+
+INDEX, META = "index.parquet", "meta.json"
+NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}  # bf16 kept as raw bits
+
+
+class CorruptFeatureError(RuntimeError):
+    """A cached clip's bytes do not match the checksum recorded when it was written."""
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:05d}"
+
+
+def part_path(root: Path, shard: int) -> Path:
+    return root / "parts" / f"{shard_name(shard)}.parquet"
+
+
+def shard_done(root: Path, shard: int) -> bool:
+    return part_path(root, shard).is_file() and (root / "shards" / f"{shard_name(shard)}.bin").is_file()
+
+
+def to_storage(states: torch.Tensor, dtype: str) -> np.ndarray:
+    """[S, N, D] float tensor -> contiguous numpy array in the storage dtype."""
+    if dtype == "bfloat16":
+        return states.to(torch.bfloat16).contiguous().view(torch.uint16).numpy()
+    return states.to(getattr(torch, dtype)).contiguous().numpy()
+
+
+def from_storage(raw: np.ndarray, dtype: str) -> torch.Tensor:
+    """Inverse of `to_storage`, returning float32 (a copy: `raw` may be a read-only memmap)."""
+    t = torch.from_numpy(np.array(raw))
+    if dtype == "bfloat16":
+        t = t.view(torch.bfloat16)
+    return t.float()
+
+
+def write_shard(root: Path, shard: int, rows: Sequence[dict], states: Sequence[np.ndarray], dtype: str) -> pd.DataFrame:
+    """Write the states of one shard's clips and then its index part, each atomically.
+
+    `rows` carry the per-clip metadata (clip_id, split, domain, actions, ...); states[i] is the
+    storage-dtype array of rows[i].
+    """
+    offset, index = 0, []
+    bin_path = root / "shards" / f"{shard_name(shard)}.bin"
+    with atomic_path(bin_path) as tmp, open(tmp, "wb") as f:
+        for row, arr in zip(rows, states, strict=True):
+            data = arr.tobytes()
+            f.write(data)
+            index.append({**row, "shard": shard, "offset": offset, "nbytes": len(data),
+                          "shape": list(arr.shape), "dtype": dtype, "crc32": zlib.crc32(data)})
+            offset += len(data)
+    part = pd.DataFrame(index)
+    write_parquet(part_path(root, shard), part)
+    return part
+
+
+def finalize_index(root: Path, num_shards: int, meta: dict) -> pd.DataFrame:
+    """Join the shard parts into index.parquet and write meta.json."""
+    missing = [s for s in range(num_shards) if not shard_done(root, s)]
+    if missing:
+        raise RuntimeError(f"cannot finalise the cache: shards {missing} are not written")
+    index = pd.concat([pd.read_parquet(part_path(root, s)) for s in range(num_shards)], ignore_index=True)
+    write_parquet(root / INDEX, index)
+    from lawm.io import write_json
+
+    write_json(root / META, meta)
+    return index
+
+
+class FeatureCache:
+    """Read-only view of a cache folder. Shards are memory-mapped lazily (safe in DataLoader workers)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not (self.root / INDEX).is_file():
+            raise FileNotFoundError(f"{self.root}: no {INDEX}; run the cache_features stage first")
+        self.index = pd.read_parquet(self.root / INDEX)
+        self.meta = json.loads((self.root / META).read_text())
+        self._row = {cid: i for i, cid in enumerate(self.index["clip_id"])}
+        self._maps: dict[int, np.memmap] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @cached_property
+    def token_shape(self) -> tuple[int, int, int]:
+        """(S, N, D): states per clip, tokens per state, token width."""
+        return tuple(self.index["shape"].iloc[0])
+
+    def _shard(self, shard: int) -> np.memmap:
+        if shard not in self._maps:
+            self._maps[shard] = np.memmap(self.root / "shards" / f"{shard_name(shard)}.bin", mode="r", dtype=np.uint8)
+        return self._maps[shard]
+
+    def row(self, clip_id: str) -> pd.Series:
+        return self.index.iloc[self._row[clip_id]]
+
+    def states(self, clip_id: str) -> torch.Tensor:
+        """The clip's states [S, N, D] float32, checksum-verified."""
+        r = self.row(clip_id)
+        raw = self._shard(int(r["shard"]))[int(r["offset"]):int(r["offset"]) + int(r["nbytes"])]
+        if len(raw) != r["nbytes"] or zlib.crc32(raw) != r["crc32"]:
+            raise CorruptFeatureError(
+                f"clip {clip_id}: bytes in {shard_name(int(r['shard']))}.bin at offset {r['offset']} do not "
+                f"match the recorded checksum; the cache is damaged, rerun cache_features")
+        arr = raw.view(NUMPY_DTYPES[r["dtype"]]).reshape(tuple(r["shape"]))
+        return from_storage(arr, r["dtype"])
+
+    def actions(self, clip_id: str) -> torch.Tensor:
+        """The real actions between consecutive states [S - 1, A] (A = 0 for unlabelled clips)."""
+        r = self.row(clip_id)
+        flat = np.asarray(r["actions"], dtype=np.float32)
+        return torch.from_numpy(flat.reshape(int(r["shape"][0]) - 1, int(r["action_dim"])))
+
+    def select(self, split: str | None = None, domains: Sequence[str] | None = None) -> pd.DataFrame:
+        mask = np.ones(len(self.index), dtype=bool)
+        if split is not None:
+            mask &= (self.index["split"] == split).to_numpy()
+        if domains is not None:
+            mask &= self.index["domain"].isin(list(domains)).to_numpy()
+        return self.index[mask]
+
+
+class StateWindows(Dataset):
+    """Windows of `window` consecutive states from the cached clips (and the actions between them).
+
+    Item: {"states": [window, N, D] float32, "actions": [window - 1, A] float32, "clip_id": str}.
+    """
+
+    def __init__(self, root: str | Path, window: int, split: str | None = None,
+                 domains: Sequence[str] | None = None, with_actions: bool = False, stride: int = 1):
+        self.cache = FeatureCache(root)
+        rows = self.cache.select(split, domains)
+        if rows.empty:
+            raise ValueError(f"{root}: no cached clips for split={split!r} domains={domains!r}")
+        num_states = int(self.cache.token_shape[0])
+        if not 2 <= window <= num_states:
+            raise ValueError(f"window must be in [2, {num_states}] (states per clip), got {window}")
+        if with_actions and (rows["action_dim"] == 0).any():
+            bad = rows.loc[rows["action_dim"] == 0, "domain"].unique().tolist()
+            raise ValueError(f"with_actions=True but clips of domains {bad} have no actions")
+        self.window, self.with_actions = window, with_actions
+        self.items = [(cid, s) for cid in rows["clip_id"] for s in range(0, num_states - window + 1, stride)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        clip_id, s = self.items[i]
+        item = {"states": self.cache.states(clip_id)[s:s + self.window], "clip_id": clip_id}  # [W, N, D]
+        if self.with_actions:
+            item["actions"] = self.cache.actions(clip_id)[s:s + self.window - 1]  # [W - 1, A]
+        return item

@@ -1,0 +1,80 @@
+"""The one place that talks to MLflow.
+
+Runs go to `MLFLOW_TRACKING_URI` when set (a server, say), else to `sqlite:///mlflow.db` in the
+working directory (artifacts under ./mlruns). Every stage logs one run to experiment `lawm`
+(or `MLFLOW_EXPERIMENT_NAME`), tagged with its stage, variant and git commit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+EXPERIMENT = "lawm"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def git_commit() -> str:
+    """HEAD's hash, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} -> {"a.b": "1"}, for MLflow params."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+@contextmanager
+def stage_run(stage: str, config: Mapping, variant: str | None = None) -> Iterator:
+    """One MLflow run for one stage: tags, the resolved config as params and as config.yaml."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
+    name = stage if variant is None else f"{stage}@{variant}"
+    tags = {"stage": stage, "variant": variant or "", "git_commit": git_commit()}
+    with mlflow.start_run(run_name=name, tags=tags) as run:
+        mlflow.log_params(flatten(config))
+        mlflow.log_dict(dict(config), "config.yaml")
+        yield run
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_artifact(path: str | Path, folder: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+def log_image(image: np.ndarray, name: str) -> None:
+    """Log an [H, W, 3] uint8 image as a PNG artifact at `name`."""
+    import mlflow
+
+    mlflow.log_image(np.asarray(image, dtype=np.uint8), artifact_file=name)

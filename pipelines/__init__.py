@@ -1,0 +1,16 @@
+"""One Prefect flow per DVC stage: read params, call `lawm`, log to MLflow, write outputs.
+
+Importing this package sets quiet, offline-friendly defaults before Prefect and MLflow load;
+any value already in the environment wins.
+"""
+
+import os
+
+for _key, _value in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",  # first start migrates a new DB
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)

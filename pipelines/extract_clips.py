@@ -1,0 +1,64 @@
+"""Stage `extract_clips`: decode every source video, resample, cut clips; reject what is broken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from lawm import tracking
+from lawm.clips import extract
+from lawm.config import load_params
+from lawm.io import write_parquet
+from lawm.video import frame_strip, read_frames
+from pipelines.stage import Stopwatch, main, write_metrics
+
+
+@task
+def cut_clips(params_file: str, out_dir: str) -> tuple[str, str]:
+    """Write clips.parquet and rejects.parquet; return their paths."""
+    clips, rejects = extract(load_params(params_file).clips)
+    out = Path(out_dir)
+    write_parquet(out / "clips.parquet", clips)
+    write_parquet(out / "rejects.parquet", rejects)
+    return str(out / "clips.parquet"), str(out / "rejects.parquet")
+
+
+@flow(name="extract_clips", timeout_seconds=4 * 3600)
+def extract_clips(params_file: str = "params.yaml", out_dir: str = "data/clips") -> dict:
+    import pandas as pd
+
+    log = get_run_logger()
+    cfg = load_params(params_file).clips
+    clock = Stopwatch()
+    with tracking.stage_run("extract_clips", {"clips": cfg.model_dump(mode="json")}):
+        clips_path, rejects_path = cut_clips(params_file, out_dir)
+        clips, rejects = pd.read_parquet(clips_path), pd.read_parquet(rejects_path)
+        for r in rejects.itertuples():
+            log.warning("rejected %s: %s", r.video, r.reason)
+        used = clips["video"].nunique()
+        metrics = {
+            "videos_used": used,
+            "videos_rejected": len(rejects),
+            "clips": len(clips),
+            "clips_train": int((clips["split"] == "train").sum()),
+            "clips_val": int((clips["split"] == "val").sum()),
+            **{f"clips_{d}": int(n) for d, n in clips["domain"].value_counts().sort_index().items()},
+            "seconds": clock.seconds,
+            "videos_per_second": (used + len(rejects)) / max(clock.seconds, 1e-9),
+        }
+        if clips.empty:
+            raise RuntimeError(f"no usable clips from {cfg.sources}: {len(rejects)} videos rejected")
+        tracking.log_metrics(metrics)
+        tracking.log_artifact(clips_path, "manifests")
+        tracking.log_artifact(rejects_path, "manifests")
+        for r in clips.drop_duplicates("video").head(cfg.sample_frames).itertuples():
+            tracking.log_image(frame_strip(read_frames(r.video, list(r.frame_indices))),
+                               f"samples/{r.clip_id.replace('/', '_')}.png")
+        log.info("%d clips from %d videos, %d rejected", len(clips), used, len(rejects))
+        write_metrics("extract_clips", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(extract_clips, __doc__)

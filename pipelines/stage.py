@@ -1,0 +1,46 @@
+"""What every stage entry point shares: the command line, the config check, the metrics file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lawm.config import ConfigError, load_params
+from lawm.io import write_json
+
+METRICS_DIR = Path("data/metrics")
+
+
+def main(flow: Callable, description: str, argv: list[str] | None = None) -> None:
+    """`python -m pipelines.<stage> [--params params.yaml]`: validate the params, then run the flow.
+
+    An invalid params file stops here, before any work and before Prefect starts, exit code 2.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        load_params(args.params)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    flow(params_file=args.params)
+
+
+def write_metrics(stage: str, metrics: dict, folder: Path = METRICS_DIR) -> Path:
+    """The stage's final metrics as the small JSON that dvc.yaml declares."""
+    path = Path(folder) / f"{stage}.json"
+    write_json(path, metrics)
+    return path
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,48 @@
+"""Stage `worlds`: render the embedded default data (procedural videos with ground truth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from lawm import tracking
+from lawm.config import load_params
+from lawm.io import fingerprint, prepare_output_dir
+from lawm.video import frame_strip, read_frames
+from lawm.worlds import DOMAINS, generate_world
+from pipelines.stage import Stopwatch, main, write_metrics
+
+
+@task(retries=1, retry_delay_seconds=2)
+def render_domain(domain: str, params_file: str, out_dir: str) -> list[str]:
+    """Render every video of one world; videos a killed run finished are kept."""
+    params = load_params(params_file)
+    return [str(p) for p in generate_world(domain, params.worlds, Path(out_dir), params.seed)]
+
+
+@flow(name="worlds", timeout_seconds=2 * 3600)
+def worlds(params_file: str = "params.yaml", out_dir: str = "data/worlds") -> dict:
+    log = get_run_logger()
+    params = load_params(params_file)
+    config = {"seed": params.seed, "worlds": params.worlds.model_dump(mode="json")}
+    clock = Stopwatch()
+    with tracking.stage_run("worlds", config):
+        if prepare_output_dir(out_dir, fingerprint(config)):
+            log.info("resuming in %s: finished videos are kept", out_dir)
+        metrics: dict[str, float] = {}
+        for domain in DOMAINS:
+            videos = render_domain(domain, params_file, out_dir)
+            metrics[f"{domain}_videos"] = len(videos)
+            metrics[f"{domain}_megabytes"] = sum(Path(v).stat().st_size for v in videos) / 1e6
+            frames = read_frames(videos[0], list(range(0, int(params.worlds.fps * 4))))
+            tracking.log_image(frame_strip(frames), f"samples/{domain}.png")
+            log.info("%s: %d videos, %.1f MB", domain, len(videos), metrics[f"{domain}_megabytes"])
+        metrics["seconds"] = clock.seconds
+        tracking.log_metrics(metrics)
+        write_metrics("worlds", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(worlds, __doc__)

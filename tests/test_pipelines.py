@@ -1,0 +1,81 @@
+"""The stage flows end to end on tiny params: real Prefect flow runs, a real MLflow SQLite store."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from lawm import tracking
+from lawm.config import with_overrides
+from lawm.features import FeatureCache
+
+
+def write_params(params, folder):
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    return str(path)
+
+
+def stage_runs(stage):
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    return client, client.search_runs([exp.experiment_id], filter_string=f"tags.stage = '{stage}'",
+                                      order_by=["attributes.start_time DESC"])
+
+
+@pytest.fixture
+def run_dir(tiny_params, tmp_path, monkeypatch, prefect_server):
+    monkeypatch.chdir(tmp_path)
+    params = with_overrides(tiny_params, {"clips.sources": "data/worlds"})
+    return params, write_params(params, tmp_path)
+
+
+def test_stages_run_as_flows_and_log_to_mlflow(run_dir, tmp_path):
+    from pipelines.cache_features import cache_features
+    from pipelines.extract_clips import extract_clips
+    from pipelines.worlds import worlds
+
+    params, params_file = run_dir
+    worlds_metrics = worlds(params_file=params_file)
+    assert worlds_metrics["wild_videos"] == 3 and worlds_metrics["arm_videos"] == 2
+    clip_metrics = extract_clips(params_file=params_file)
+    clips = pd.read_parquet("data/clips/clips.parquet")
+    assert clip_metrics["clips"] == len(clips) > 0 and clip_metrics["videos_rejected"] == 0
+    assert set(clips["domain"]) == {"wild", "arm", "nav"}
+    cache_metrics = cache_features(params_file=params_file)
+    cache = FeatureCache("data/features")
+    assert len(cache) == len(clips) and cache_metrics["shards_resumed"] == 0
+    assert cache.select(domains=["arm"])["action_dim"].eq(2).all()
+    assert cache.select(domains=["nav"])["action_dim"].eq(3).all()
+
+    for stage, metrics in [("worlds", worlds_metrics), ("extract_clips", clip_metrics), ("cache_features", cache_metrics)]:
+        assert json.loads((tmp_path / "data/metrics" / f"{stage}.json").read_text()) == pytest.approx(metrics)
+        client, runs = stage_runs(stage)
+        run = runs[0]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["git_commit"] and run.data.metrics["seconds"] > 0
+    _, runs = stage_runs("extract_clips")
+    assert runs[0].data.metrics["clips"] == len(clips)
+    assert runs[0].data.params["clips.fps"] == "4.0"
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "manifests")}
+    assert artifacts == {"manifests/clips.parquet", "manifests/rejects.parquet"}
+    samples = client.list_artifacts(runs[0].info.run_id, "samples")
+    assert len(samples) == 2 and all(a.path.endswith(".png") for a in samples)
+
+    again = cache_features(params_file=params_file)  # everything is cached: nothing is re-encoded
+    assert again["shards_resumed"] == again["shards"]
+
+
+def test_a_stage_with_a_bad_video_still_finishes(run_dir, tmp_path):
+    from pipelines.extract_clips import extract_clips
+    from pipelines.worlds import worlds
+
+    _, params_file = run_dir
+    worlds(params_file=params_file)
+    (tmp_path / "data/worlds/wild/broken.mp4").write_text("not a video")
+    metrics = extract_clips(params_file=params_file)
+    rejects = pd.read_parquet("data/clips/rejects.parquet")
+    assert metrics["videos_rejected"] == 1 and rejects["video"].str.endswith("broken.mp4").all()
+    assert metrics["clips"] > 0
