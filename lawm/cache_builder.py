@@ -9,6 +9,9 @@ import multiprocessing
 import os
 from collections import defaultdict
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +31,20 @@ def plan_shards(clips: pd.DataFrame, clips_per_shard: int) -> list[pd.DataFrame]
     return [clips.iloc[i:i + clips_per_shard] for i in range(0, len(clips), clips_per_shard)]
 
 
+def code_version() -> str:
+    """Hash of the source that turns clips into cached states (the stage's code deps in dvc.yaml)."""
+    package = Path(__file__).parent
+    files = sorted((package / "encoders").glob("*.py")) + [package / n for n in ("cache_builder.py", "features.py", "video.py")]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig) -> str:
     """Identity of what a cache holds: the clips (and their videos' size and mtime), the encoder,
-    the storage dtype and the sharding. A cache folder with another key is stale."""
-    h = hashlib.sha256()
+    the storage dtype, the sharding and the code. A cache folder with another key is stale."""
+    h = hashlib.sha256(code_version().encode())
     for video in sorted(clips["video"].unique()):
         st = os.stat(video)
         h.update(f"{video}:{st.st_size}:{st.st_mtime_ns};".encode())
@@ -66,7 +79,7 @@ class ClipDecoder:
         for r, fut in zip(rows.itertuples(), futures):
             try:
                 out.append(fut.result())
-            except (FutureTimeout, ProcessExpired) as err:
+            except (FutureTimeout, ProcessExpired, BrokenProcessPool) as err:
                 raise RuntimeError(f"clip {r.clip_id}: decoding {r.video} failed ({type(err).__name__})") from err
         return out
 
@@ -100,15 +113,31 @@ def clip_actions(rows: pd.DataFrame, tubelet: int, gt_cache: dict[str, pd.DataFr
     return out
 
 
-def build_shard(root: Path, shard: int, rows: pd.DataFrame, encoder: FrozenEncoder, decoder: ClipDecoder,
-                cfg: FeaturesConfig, gt_cache: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Decode, encode and write one shard; returns its index rows."""
-    frames = decoder.decode(rows)
-    states = encode_batched(encoder, frames, cfg.batch_size)
-    actions = clip_actions(rows, encoder.tubelet, gt_cache)
-    meta = [
-        {"clip_id": r.clip_id, "video": r.video, "domain": r.domain, "split": r.split, "start_s": r.start_s,
-         "actions": a.reshape(-1).tolist(), "action_dim": a.shape[1]}
-        for r, a in zip(rows.itertuples(), actions)
-    ]
-    return write_shard(root, shard, meta, [to_storage(s, cfg.dtype) for s in states], cfg.dtype)
+@dataclass
+class ShardBuilder:
+    """Everything one cache build shares across its shards: the encoder, the decoding workers,
+    the ground truth read so far."""
+
+    root: Path
+    clips: pd.DataFrame
+    encoder: FrozenEncoder
+    decoder: ClipDecoder
+    cfg: FeaturesConfig
+    gt_cache: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @cached_property
+    def shards(self) -> list[pd.DataFrame]:
+        return plan_shards(self.clips, self.cfg.clips_per_shard)
+
+    def build(self, shard: int) -> pd.DataFrame:
+        """Decode, encode and write one shard; returns its index rows."""
+        rows = self.shards[shard]
+        frames = self.decoder.decode(rows)
+        states = encode_batched(self.encoder, frames, self.cfg.batch_size)
+        actions = clip_actions(rows, self.encoder.tubelet, self.gt_cache)
+        meta = [
+            {"clip_id": r.clip_id, "video": r.video, "domain": r.domain, "split": r.split, "start_s": r.start_s,
+             "actions": a.reshape(-1).tolist(), "action_dim": a.shape[1]}
+            for r, a in zip(rows.itertuples(), actions)
+        ]
+        return write_shard(self.root, shard, meta, [to_storage(s, self.cfg.dtype) for s in states], self.cfg.dtype)

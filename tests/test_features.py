@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lawm.cache_builder import ClipDecoder, build_shard, cache_key, plan_shards
+from lawm.cache_builder import ClipDecoder, ShardBuilder, cache_key, plan_shards
 from lawm.clips import extract
 from lawm.config import with_overrides
 from lawm.encoders import build_encoder
@@ -40,14 +40,14 @@ def build_cache(params, clips, root, fail_on_shard=None):
         return original(frames)
 
     encoder.encode = counting_encode
-    shards = plan_shards(clips, params.features.clips_per_shard)
     current = [None]
     with ClipDecoder(1, 30.0, 64) as decoder:
-        for s, rows in enumerate(shards):
+        builder = ShardBuilder(root, clips, encoder, decoder, params.features)
+        for s in range(len(builder.shards)):
             if not shard_done(root, s):
                 current[0] = s
-                build_shard(root, s, rows, encoder, decoder, params.features, gt_cache={})
-    finalize_index(root, len(shards), {"encoder": encoder.describe()})
+                builder.build(s)
+    finalize_index(root, len(builder.shards), {"encoder": encoder.describe()})
     return calls
 
 
