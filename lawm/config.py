@@ -128,6 +128,100 @@ class FeaturesConfig(Strict):
     device: Annotated[str, Field(min_length=1)]
 
 
+# --- stage `train_latent_actions` ---------------------------------------------------------------
+
+
+class SparseRegularizer(Strict):
+    """L1 + L2 hinge + variance/covariance/mean terms; `l1` (the paper's lambda_l1) sets capacity."""
+
+    kind: Literal["sparse"]
+    l1: PositiveFloat
+
+
+class NoisyRegularizer(Strict):
+    """Reparameterised Gaussian latent + beta * KL to N(0, I); larger beta, lower capacity."""
+
+    kind: Literal["noisy"]
+    beta: PositiveFloat
+
+
+class VQRegularizer(Strict):
+    """Straight-through vector quantisation with dead-code reset."""
+
+    kind: Literal["vq"]
+    codebook_size: Annotated[int, Field(ge=2)]
+    commitment: PositiveFloat
+    reset_every: PositiveInt  # training steps between dead-code resets
+
+
+class NoRegularizer(Strict):
+    """`none`: an unconstrained latent (the upper bound of capacity)."""
+
+    kind: Literal["none"]
+
+
+class ZeroLatent(Strict):
+    """`zero`: no action at all (the deterministic lower bound of capacity)."""
+
+    kind: Literal["zero"]
+
+
+RegularizerConfig = Annotated[
+    SparseRegularizer | NoisyRegularizer | VQRegularizer | NoRegularizer | ZeroLatent, Field(discriminator="kind")]
+
+
+class ModelConfig(Strict):
+    """Sizes of the inverse dynamics model and the frame-causal predictor."""
+
+    dim: PositiveInt  # transformer width
+    depth: PositiveInt  # predictor blocks
+    heads: PositiveInt
+    mlp_ratio: PositiveFloat
+    idm_depth: PositiveInt
+    latent_dim: PositiveInt  # size of one latent action (128 in the paper)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self):
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        return self
+
+
+class TrainConfig(Strict):
+    """The one training loop's knobs (`lawm.training`)."""
+
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat  # AdamW learning rate
+    muon_lr: Annotated[float, Field(ge=0)]  # Muon for 2-D hidden weights; 0 = AdamW for everything
+    weight_decay: Annotated[float, Field(ge=0)]
+    warmup_share: Share  # linear warmup over this share of the steps, then cosine to 0
+    grad_clip: PositiveFloat
+    checkpoint_every: PositiveInt
+    log_every: PositiveInt
+    num_workers: Annotated[int, Field(ge=0)]  # DataLoader workers
+
+
+class LatentActionsConfig(Strict):
+    variants: Annotated[list[str], Field(min_length=1)]  # the DVC matrix: names in `regularizers`
+    regularizers: dict[str, RegularizerConfig]
+    domains: Annotated[list[str], Field(min_length=1)]  # in-the-wild training domains
+    domain_share: Share  # share of training windows drawn from `mix_domains` (paper App. D)
+    mix_domains: list[str]
+    window: Annotated[int, Field(ge=2)]  # states per training sequence
+    model: ModelConfig
+    train: TrainConfig
+
+    @model_validator(mode="after")
+    def _variants_are_defined(self):
+        missing = [v for v in self.variants if v not in self.regularizers]
+        if missing:
+            raise ValueError(f"variants {missing} have no entry in latent_actions.regularizers")
+        if self.domain_share > 0 and not self.mix_domains:
+            raise ValueError("domain_share > 0 needs mix_domains")
+        return self
+
+
 # --- the whole file -----------------------------------------------------------------------------
 
 
@@ -136,6 +230,7 @@ class Params(Strict):
     worlds: WorldsConfig
     clips: ClipsConfig
     features: FeaturesConfig
+    latent_actions: LatentActionsConfig
 
     @model_validator(mode="after")
     def _clip_fits_tubelets(self):
@@ -143,7 +238,17 @@ class Params(Strict):
         if self.clips.frames % tubelet:
             raise ValueError(f"clips.frames ({self.clips.frames}) must be a multiple of "
                              f"features.encoder.tubelet ({tubelet})")
+        states = self.clips.frames // tubelet
+        if self.latent_actions.window > states:
+            raise ValueError(f"latent_actions.window ({self.latent_actions.window}) exceeds the "
+                             f"{states} states per clip (clips.frames / tubelet)")
         return self
+
+    def regularizer(self, variant: str) -> RegularizerConfig:
+        if variant not in self.latent_actions.regularizers:
+            raise ConfigError(f"unknown variant {variant!r}; latent_actions.regularizers has "
+                              f"{sorted(self.latent_actions.regularizers)}")
+        return self.latent_actions.regularizers[variant]
 
 
 class ConfigError(ValueError):
