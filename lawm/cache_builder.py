@@ -19,10 +19,11 @@ import pandas as pd
 import torch
 from pebble import ProcessExpired, ProcessPool
 
-from lawm.clips import transition_sums
+from lawm.clips import action_columns, transition_sums
 from lawm.config import FeaturesConfig
 from lawm.encoders import FrozenEncoder
 from lawm.features import to_storage, write_shard
+from lawm.io import source_fingerprint
 from lawm.video import decode_size, read_frames
 
 
@@ -34,11 +35,8 @@ def plan_shards(clips: pd.DataFrame, clips_per_shard: int) -> list[pd.DataFrame]
 def code_version() -> str:
     """Hash of the source that turns clips into cached states (the stage's code deps in dvc.yaml)."""
     package = Path(__file__).parent
-    files = sorted((package / "encoders").glob("*.py")) + [package / n for n in ("cache_builder.py", "features.py", "video.py")]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return source_fingerprint(package / "encoders", package / "cache_builder.py", package / "features.py",
+                              package / "video.py")
 
 
 def cache_key(clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig) -> str:
@@ -109,7 +107,8 @@ def clip_actions(rows: pd.DataFrame, tubelet: int, gt_cache: dict[str, pd.DataFr
             continue
         if r.gt not in gt_cache:
             gt_cache[r.gt] = pd.read_parquet(r.gt)
-        out.append(transition_sums(gt_cache[r.gt], list(r.frame_indices), tubelet))
+        gt = gt_cache[r.gt]
+        out.append(transition_sums(gt, list(r.frame_indices), tubelet, action_columns(gt)))
     return out
 
 
@@ -137,6 +136,7 @@ class ShardBuilder:
         actions = clip_actions(rows, self.encoder.tubelet, self.gt_cache)
         meta = [
             {"clip_id": r.clip_id, "video": r.video, "domain": r.domain, "split": r.split, "start_s": r.start_s,
+             "frame_indices": list(map(int, r.frame_indices)), "width": r.width, "height": r.height, "gt": r.gt,
              "actions": a.reshape(-1).tolist(), "action_dim": a.shape[1]}
             for r, a in zip(rows.itertuples(), actions)
         ]

@@ -162,14 +162,19 @@ CLIP_COLUMNS = ["clip_id", "video", "domain", "split", "start_s", "frame_indices
                 "clip_fps", "width", "height", "source_frames", "gt"]
 
 
-def transition_sums(gt: pd.DataFrame, frame_indices: list[int], tubelet: int, prefix: str = "action_") -> np.ndarray:
-    """Per-frame `prefix*` columns summed over each transition between consecutive states.
+def action_columns(gt: pd.DataFrame) -> list[str]:
+    """The ground truth's real actions: its `action_*` columns, in order."""
+    return [c for c in gt.columns if c.startswith("action_")]
+
+
+def transition_sums(gt: pd.DataFrame, frame_indices: list[int], tubelet: int, columns: list[str]) -> np.ndarray:
+    """Per-frame `columns` (NaN as 0) summed over each transition between consecutive states.
 
     State k is anchored at clip frame k * tubelet; transition k covers source frames
-    [frame_indices[k * tubelet], frame_indices[(k + 1) * tubelet]). Returns [S - 1, A] float32.
+    [frame_indices[k * tubelet], frame_indices[(k + 1) * tubelet]). Returns [S - 1, len(columns)].
     """
-    cols = [c for c in gt.columns if c.startswith(prefix)]
-    per_frame = gt.sort_values("frame")[cols].to_numpy(np.float64)  # [F, A]
-    cum = np.concatenate([np.zeros((1, len(cols))), np.cumsum(per_frame, axis=0)])  # [F + 1, A]
+    per_frame = gt.sort_values("frame")[columns].to_numpy(np.float64)  # [F, A]
+    per_frame = np.nan_to_num(per_frame)
+    cum = np.concatenate([np.zeros((1, len(columns))), np.cumsum(per_frame, axis=0)])  # [F + 1, A]
     anchors = np.asarray(frame_indices)[::tubelet]  # [S]
     return (cum[anchors[1:]] - cum[anchors[:-1]]).astype(np.float32)  # [S - 1, A]

@@ -259,7 +259,8 @@ def _describe(err: ValidationError, source: str) -> str:
     lines = [f"{source} is invalid ({err.error_count()} problem{'s' * (err.error_count() > 1)}):"]
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        got = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e['input']!r})"
+        whole_model = not e["loc"] or isinstance(e["input"], dict)  # a cross-field check: no echo
+        got = "" if e["type"] in ("missing", "extra_forbidden") or whole_model else f" (got {e['input']!r})"
         msg = "unknown key (misspelt?)" if e["type"] == "extra_forbidden" else e["msg"]
         lines.append(f"  - {field}: {msg}{got}")
     return "\n".join(lines)

@@ -108,10 +108,15 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w): the token grid of one state."""
+        return tuple(int(g) for g in self.meta["encoder"]["grid"])
+
     @cached_property
     def token_shape(self) -> tuple[int, int, int]:
         """(S, N, D): states per clip, tokens per state, token width."""
-        return tuple(self.index["shape"].iloc[0])
+        return tuple(int(d) for d in self.index["shape"].iloc[0])
 
     def _shard(self, shard: int) -> np.memmap:
         if shard not in self._maps:
@@ -177,3 +182,34 @@ class StateWindows(Dataset):
         if self.with_actions:
             item["actions"] = self.cache.actions(clip_id)[s:s + self.window - 1]  # [W - 1, A]
         return item
+
+
+class MixedWindows(Dataset):
+    """`main` windows plus a `share` of the whole drawn from `extra` (the paper's App. D mixing).
+
+    The first items are main's; the rest cycle through `extra`, so the mix is exact. share = 1
+    keeps `extra` only (the paper's domain-only model).
+    """
+
+    def __init__(self, main: Dataset, extra: Dataset | None, share: float):
+        if share and (extra is None or len(extra) == 0):
+            raise ValueError("a domain share needs domain windows")
+        self.main, self.extra = main, extra
+        self.num_main = len(main) if share < 1 else 0
+        self.num_extra = len(extra) if share >= 1 else round(len(main) * share / (1 - share))
+
+    def __len__(self) -> int:
+        return self.num_main + self.num_extra
+
+    def __getitem__(self, i: int) -> dict:
+        if i < self.num_main:
+            return self.main[i]
+        return self.extra[(i - self.num_main) % len(self.extra)]
+
+
+def training_windows(root: str | Path, domains: Sequence[str], window: int, split: str,
+                     mix_domains: Sequence[str] = (), mix_share: float = 0.0) -> Dataset:
+    """Windows of `domains`, plus `mix_share` of the whole from `mix_domains` (App. D), for `split`."""
+    main = StateWindows(root, window, split=split, domains=domains)
+    extra = StateWindows(root, window, split=split, domains=mix_domains) if mix_share > 0 else None
+    return MixedWindows(main, extra, mix_share) if extra is not None else main

@@ -77,3 +77,15 @@ def fingerprint(*parts) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def source_fingerprint(*paths: str | os.PathLike) -> str:
+    """A short hash of the Python sources under `paths` (files or folders): outputs keyed on it
+    are redone when the code that made them changes, as DVC reruns a stage whose code deps change."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in map(Path, paths):
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]

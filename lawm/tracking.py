@@ -78,3 +78,15 @@ def log_image(image: np.ndarray, name: str) -> None:
     import mlflow
 
     mlflow.log_image(np.asarray(image, dtype=np.uint8), artifact_file=name)
+
+
+def log_model(model, registered_name: str) -> None:
+    """Log a torch model and register it as a new version of `registered_name` (alias `current`: what the pipeline last produced)."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    info = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
+                                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                                    registered_model_name=registered_name)
+    mlflow.MlflowClient().set_registered_model_alias(registered_name, "current", info.registered_model_version)

@@ -52,6 +52,10 @@ def tiny_params(repo_params, tmp_path):
         "clips.sources": str(tmp_path / "worlds"), "clips.frames": 8, "clips.stride": 4,
         "clips.decode_timeout_s": 30.0, "clips.sample_frames": 2,
         "features.encoder.image_size": 32, "features.clips_per_shard": 4, "features.batch_size": 4,
+        "latent_actions.window": 4,
+        "latent_actions.model": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "idm_depth": 1, "latent_dim": 4},
+        "latent_actions.train.steps": 8, "latent_actions.train.batch_size": 4,
+        "latent_actions.train.checkpoint_every": 4, "latent_actions.train.log_every": 2,
     })
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lawm.clips import discover, extract, split_of, transition_sums
+from lawm.clips import action_columns, discover, extract, split_of, transition_sums
 from lawm.video import probe_video, read_frames, resample_indices, window_starts
 from tests.conftest import make_video, moving_square
 from tests.probes import crash_on_marked, hang_on_marked
@@ -148,6 +148,6 @@ def test_resample_and_windows():
 def test_transition_sums_add_actions_between_state_anchors():
     gt = pd.DataFrame({"frame": range(10), "action_dx": np.arange(10.0), "action_dy": np.ones(10), "ee_x": 0.0})
     # clip frames 0, 2, 4, 6 (every second source frame), tubelet 2 -> states at source frames 0 and 4
-    out = transition_sums(gt, [0, 2, 4, 6], tubelet=2)
+    out = transition_sums(gt, [0, 2, 4, 6], tubelet=2, columns=action_columns(gt))
     assert out.shape == (1, 2)
     assert out.tolist() == [[0 + 1 + 2 + 3, 4.0]]

@@ -6,7 +6,8 @@ fast cars) enter through the frame edges, walk, turn, stop and leave again. Exog
 no action explains, scaled by `noise`: global brightness flicker and a patch of swaying foliage.
 
 Ground truth per frame (pixels, image coordinates x right, y down): `camera_x`, `camera_y` (view
-offset in the world), `camera_dx`, `camera_dy` (its motion to the next frame, 0 on the last); per
+offset in the world), `camera_dx`, `camera_dy` (its motion to the next frame, 0 on the last);
+`noise_flicker` (the frame's brightness factor) and `noise_flicker_d` (its change to the next); per
 agent slot k: `agent{k}_kind` ("" when empty), `agent{k}_x`, `agent{k}_y` (NaN when empty),
 `agent{k}_vx`, `agent{k}_vy` (image motion to the next frame; 0 when the agent is gone by then,
 NaN when empty), `agent{k}_visible` (its centre within half its size of the frame), and
@@ -109,13 +110,14 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
                     event = _step(rng, ag, cam[t], s, k)
                     if row["event"] == "" and event:
                         gt[f"agent{j}_event"][-1] = event
-    return frames, _table(gt, cam, t_len, cfg.fps, w.max_agents)
+    return frames, _table(gt, cam, flicker, t_len, cfg.fps, w.max_agents)
 
 
-def _table(gt: dict, cam: np.ndarray, t_len: int, fps: float, n_slots: int) -> pd.DataFrame:
+def _table(gt: dict, cam: np.ndarray, flicker: np.ndarray, t_len: int, fps: float, n_slots: int) -> pd.DataFrame:
     cols = base_table(t_len, fps)
     step = np.diff(cam, axis=0, append=cam[-1:])  # [T, 2] motion to the next frame
-    cols.update(camera_x=cam[:, 0], camera_y=cam[:, 1], camera_dx=step[:, 0], camera_dy=step[:, 1])
+    cols.update(camera_x=cam[:, 0], camera_y=cam[:, 1], camera_dx=step[:, 0], camera_dy=step[:, 1],
+                noise_flicker=flicker, noise_flicker_d=np.diff(flicker, append=flicker[-1:]))
     for j in range(n_slots):
         x, y = np.array(gt[f"agent{j}_x"], float), np.array(gt[f"agent{j}_y"], float)  # [T]
         uid = np.array(gt[f"agent{j}_uid"], np.int64)  # [T], -1 when empty

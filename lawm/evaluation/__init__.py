@@ -1,0 +1,1 @@
+"""Evaluations of trained latent-action world models: capacity, leakage, transfer, probes, locality."""

@@ -1,0 +1,63 @@
+"""Linear probes from latent actions to the worlds' ground-truth motion (R^2 on held-out clips).
+
+The paper cannot measure this on real video; our worlds record the camera motion and every
+agent's motion, so we can ask how much of each a latent action carries. Two kinds of target:
+the motion itself, and its innovation (the change from the previous transition). The predictor
+sees the past, so smooth motion is predictable without the latent; what a minimal latent must
+carry is the innovation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lawm.clips import transition_sums
+
+
+def motion_columns(gt: pd.DataFrame) -> dict[str, list[str]]:
+    """Target groups of a `wild` ground truth: camera motion, per-slot agent motion, and the
+    exogenous brightness flicker (which no action explains: a latent that carries it leaks noise)."""
+    agents = sorted(c for c in gt.columns if c.startswith("agent") and c.endswith(("_vx", "_vy")))
+    return {"camera": ["camera_dx", "camera_dy"], "agents": agents, "flicker": ["noise_flicker_d"]}
+
+
+def motion_targets(rows: pd.DataFrame, tubelet: int) -> dict[str, np.ndarray]:
+    """Per transition of each cached clip row, summed motion per group: {group: [clips, S-1, K]}."""
+    out: dict[str, list[np.ndarray]] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for r in rows.itertuples():
+        if r.gt not in tables:
+            tables[r.gt] = pd.read_parquet(r.gt)
+        gt = tables[r.gt]
+        for group, cols in motion_columns(gt).items():
+            motion = transition_sums(gt, list(r.frame_indices), tubelet, cols)  # [S-1, K]
+            out.setdefault(group, []).append(motion)
+            if group != "flicker":
+                out.setdefault(f"{group}_innovation", []).append(np.diff(motion, axis=0, prepend=0.0))
+    return {g: np.stack(v) for g, v in out.items()}
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1e-2) -> np.ndarray:
+    """Closed-form ridge with a bias: W [L + 1, K] mapping [x, 1] to y."""
+    xb = np.concatenate([x, np.ones((len(x), 1))], axis=1)  # [M, L + 1]
+    reg = alpha * len(x) * np.eye(xb.shape[1])
+    reg[-1, -1] = 0.0  # no penalty on the bias
+    return np.linalg.solve(xb.T @ xb + reg, xb.T @ y)
+
+
+def r2(y: np.ndarray, pred: np.ndarray) -> float:
+    """Coefficient of determination pooled over targets (1 - SSE / SST)."""
+    sst = ((y - y.mean(0)) ** 2).sum()
+    return float(1.0 - ((y - pred) ** 2).sum() / max(sst, 1e-12))
+
+
+def probe(z_train: torch.Tensor, y_train: np.ndarray, z_val: torch.Tensor, y_val: np.ndarray) -> float:
+    """Held-out R^2 of a linear probe: z [M, L] (one latent per transition) -> y [M, K]."""
+    x_tr, x_va = z_train.numpy().astype(np.float64), z_val.numpy().astype(np.float64)
+    scale = x_tr.std(0) + 1e-8  # [L]; features standardised with training statistics
+    mean = x_tr.mean(0)
+    w = ridge_fit((x_tr - mean) / scale, y_train)
+    pred = np.concatenate([(x_va - mean) / scale, np.ones((len(x_va), 1))], axis=1) @ w
+    return r2(y_val, pred)

@@ -1,0 +1,77 @@
+"""All evaluations of one trained latent-action model on the held-out clips of the feature cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lawm.evaluation.capacity import one_step_error
+from lawm.evaluation.leakage import leakage, partner_order
+from lawm.evaluation.locality import agent_cells, change_maps, concentration
+from lawm.evaluation.probes import motion_targets, probe
+from lawm.evaluation.transfer import transfer
+from lawm.features import FeatureCache, StateWindows
+
+
+def clip_tensor(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
+    """Whole clips of `rows` stacked: [M, S, N, D]."""
+    return torch.stack([cache.states(cid) for cid in rows["clip_id"]])
+
+
+@torch.no_grad()
+def latents(model, clips: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Deterministic IDM latents of every transition: [M, S-1, L]."""
+    return torch.cat([model.infer_latents(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
+
+
+def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4) -> tuple[dict, dict]:
+    """Metrics (JSON-able floats) and artifacts (curves, rollouts) of `model` on `domains`' val clips."""
+    model.eval()
+    cache = FeatureCache(features_dir)
+    tubelet = int(cache.meta["encoder"]["tubelet"])
+    val = cache.select("val", domains).reset_index(drop=True)
+    clips = clip_tensor(cache, val)  # [M, S, N, D]
+    num_states = clips.shape[1]
+    metrics = {"capacity_one_step_l1": one_step_error(model, StateWindows(features_dir, num_states, "val", domains))}
+
+    cut = num_states // 2
+    leak = leakage(model, clips, val["video"].tolist(), cut)
+    metrics.update({"leakage_error_cut": leak["error_cut"], "leakage_error_no_cut": leak["error_no_cut"],
+                    "leakage_ratio": leak["ratio"]})
+
+    partner = torch.tensor(partner_order(val["video"].tolist()))
+    keep = partner >= 0
+    horizon = min(horizon, num_states - 1)  # short clips: as many steps as they hold
+    cycle = transfer(model, clips[keep], clips[partner[keep]], horizon)
+    metrics.update({"transfer_original_l1": cycle["original"], "transfer_l1": cycle["transfer"],
+                    "transfer_ratio": cycle["ratio"], "transfer_horizon": horizon})
+
+    z_val = latents(model, clips)  # [M, S-1, L]
+    if val["gt"].astype(bool).all():
+        train = cache.select("train", domains)
+        z_train = latents(model, clip_tensor(cache, train))
+        y_train, y_val = motion_targets(train, tubelet), motion_targets(val, tubelet)
+        for group in y_val:
+            metrics[f"probe_r2_{group}"] = probe(z_train.flatten(0, 1), y_train[group].reshape(-1, y_train[group].shape[-1]),
+                                                 z_val.flatten(0, 1), y_val[group].reshape(-1, y_val[group].shape[-1]))
+        metrics["locality_concentration"] = locality(model, cache, val, clips, tubelet)
+    artifacts = {"cut_curve": leak, "rollouts": cycle["rollouts"], "rollout_clips": val.loc[keep.numpy(), "clip_id"].tolist()}
+    return metrics, artifacts
+
+
+def locality(model, cache: FeatureCache, val: pd.DataFrame, clips: torch.Tensor, tubelet: int) -> float:
+    """Mean concentration of the prediction change on agents, over static-camera clips."""
+    image_size, grid = int(cache.meta["encoder"]["image_size"]), cache.grid
+    scores = []
+    for i, r in enumerate(val.itertuples()):
+        gt = pd.read_parquet(r.gt)
+        if gt["camera_dx"].abs().sum() + gt["camera_dy"].abs().sum() > 0:
+            continue  # a moving camera changes every token: locality is about agents
+        change = change_maps(model, clips[i:i + 1])[0]  # [S-1, N]
+        for t in range(change.shape[0]):
+            frame = int(r.frame_indices[(t + 1) * tubelet])
+            cells = agent_cells(gt, frame, grid, r.width, r.height, image_size)
+            scores.append(concentration(change[t].reshape(grid).numpy(), cells))
+    scores = [s for s in scores if np.isfinite(s)]
+    return float(np.mean(scores)) if scores else float("nan")

@@ -1,0 +1,67 @@
+"""The latent action world model: IDM + regulariser + frame-causal predictor, trained jointly."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from lawm.config import ModelConfig, RegularizerConfig
+from lawm.models.idm import InverseDynamics
+from lawm.models.predictor import Predictor
+from lawm.models.regularizers import Regularizer, build_regularizer
+
+
+class LatentActionModel(nn.Module):
+    """L = mean |s_{t+1} - p(s_{0:t}, z_t)| + L_z(z), z_t = reg(g(s_t, s_{t+1})), one teacher-forced pass.
+
+    The predictor runs on s_0..s_{T-2} with z_0..z_{T-2}: by the frame-causal mask this equals running
+    it on all T states with a zero-padded last latent and dropping the unscored last output, at
+    (T-1)/T of the cost. With the `zero` regulariser there is no IDM at all (z = 0).
+    """
+
+    def __init__(self, idm: InverseDynamics | None, predictor: Predictor, regularizer: Regularizer):
+        super().__init__()
+        self.idm, self.predictor, self.regularizer = idm, predictor, regularizer
+
+    def raw_latents(self, states: Tensor) -> Tensor:
+        """states [B, T, N, D] -> IDM output [B, T-1, raw_dim] (zeros when there is no IDM)."""
+        if self.idm is None:
+            B, T = states.shape[:2]
+            return states.new_zeros(B, T - 1, self.regularizer.raw_dim)
+        return self.idm(states)
+
+    def forward(self, states: Tensor) -> dict:
+        """states [B, T, N, D] -> {loss, pred_loss, reg_loss, z [B, T-1, L], pred [B, T-1, N, D], stats}."""
+        reg = self.regularizer(self.raw_latents(states))  # z [B, T-1, L]
+        pred = self.predictor(states[:, :-1], reg.z)  # [B, T-1, N, D]: pred[:, t] ~ states[:, t+1]
+        pred_loss = (pred - states[:, 1:]).abs().mean()
+        return {"loss": pred_loss + reg.loss, "pred_loss": pred_loss, "reg_loss": reg.loss,
+                "z": reg.z, "pred": pred, "stats": reg.stats}
+
+    def infer_latents(self, states: Tensor, deterministic: bool = True) -> Tensor:
+        """states [B, T, N, D] -> latents [B, T-1, L]: the deterministic ones, or as in forward (mode-dependent)."""
+        raw = self.raw_latents(states)  # [B, T-1, raw_dim]
+        return self.regularizer.deterministic(raw) if deterministic else self.regularizer(raw).z
+
+    def predict_next(self, states: Tensor, z: Tensor) -> Tensor:
+        """One teacher-forced step ahead: states [B, T, N, D], z [B, T-1, L] -> pred [B, T-1, N, D] of s_1..s_{T-1}."""
+        return self.predictor(states[:, :-1], z)
+
+    def rollout(self, context: Tensor, z: Tensor, context_z: Tensor | None = None) -> Tensor:
+        """context [B, k, N, D], future latents z [B, h, L] -> the h next states [B, h, N, D].
+
+        The context's own transitions are observed, so their latents default to the IDM's
+        deterministic ones (context_z [B, k-1, L] overrides them).
+        """
+        if context_z is None:
+            context_z = self.infer_latents(context) if context.shape[1] > 1 else z[:, :0]  # [B, k-1, L]
+        return self.predictor.rollout(context, z, context_z)
+
+
+def build_latent_action_model(token_dim: int, tokens_grid: tuple[int, int], model_cfg: ModelConfig,
+                              reg_cfg: RegularizerConfig) -> LatentActionModel:
+    m = model_cfg
+    regularizer = build_regularizer(reg_cfg, m.latent_dim)
+    idm = (InverseDynamics(token_dim, tokens_grid, regularizer.raw_dim, m.dim, m.idm_depth, m.heads, m.mlp_ratio)
+           if regularizer.uses_idm else None)
+    predictor = Predictor(token_dim, tokens_grid, m.latent_dim, m.dim, m.depth, m.heads, m.mlp_ratio)
+    return LatentActionModel(idm, predictor, regularizer)

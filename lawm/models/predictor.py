@@ -1,0 +1,73 @@
+"""The frame-causal world model p: s_{t+1} = p(s_{0:t}, c_t), conditioned frame-wise by AdaLN-zero."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lawm.nn import AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles
+
+
+class Predictor(nn.Module):
+    """Teacher-forced next-state predictor over token grids.
+
+    forward(states [B, T, N, D_in], cond [B, T, C]) -> [B, T, N, D_in]: output t predicts s_{t+1}
+    from s_{0:t} (frame-causal mask) and cond[:, t], the latent or real action moving s_t to s_{t+1}.
+    The condition enters only through the AdaLN-zero modulation of frame t's tokens (never as a
+    token); it is first embedded by Linear(C, dim), so C can be a latent or a real action size.
+
+    Residual output (our choice; the paper predicts s_{t+1} directly): output t = s_t + out(h_t),
+    with `out` initialised to zero, so an untrained predictor copies the last state and training
+    spends its steps on the change, which is what the latent action has to explain. The function
+    class is the same; at our CPU budgets the plain parametrisation had not even learnt to copy
+    s_t after 400 steps (held-out L1 0.089 against 0.082 for copying).
+    """
+
+    def __init__(self, token_dim: int, grid: tuple[int, int], cond_dim: int, dim: int, depth: int,
+                 heads: int, mlp_ratio: float):
+        super().__init__()
+        self.grid, self.heads, self.cond_dim = tuple(grid), heads, cond_dim
+        self.inp = nn.Linear(token_dim, dim)
+        self.cond_embed = nn.Linear(cond_dim, dim)
+        self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, mlp_ratio, dim) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, token_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, states: Tensor, cond: Tensor) -> Tensor:
+        B, T, N, _ = states.shape
+        if N != self.grid[0] * self.grid[1]:
+            raise ValueError(f"states have {N} tokens per frame, the grid {self.grid} has "
+                             f"{self.grid[0] * self.grid[1]}")
+        if cond.shape != (B, T, self.cond_dim):
+            raise ValueError(f"cond must be [{B}, {T}, {self.cond_dim}], got {tuple(cond.shape)}")
+        x = self.inp(states)  # [B, T, N, dim]
+        c = self.cond_embed(cond)  # [B, T, dim]
+        angles = rope_angles(grid_positions(T, self.grid, states.device), x.shape[-1] // self.heads)  # [T*N, hd/2]
+        mask = frame_causal_mask(T, N, states.device)  # [T*N, T*N]
+        for block in self.blocks:
+            x = block(x, c, angles, mask)  # [B, T, N, dim]
+        return states + self.out(self.norm(x))  # [B, T, N, D_in]: s_t + predicted change
+
+    def rollout(self, context: Tensor, conds: Tensor, context_conds: Tensor | None = None) -> Tensor:
+        """Autoregressive prediction of the h states after `context`, feeding predictions back.
+
+        context [B, k, N, D] holds s_0..s_{k-1}; conds [B, h, C] drive the future (conds[:, i] moves
+        s_{k-1+i} to s_{k+i}); context_conds [B, k-1, C] are the context's own transitions, which
+        modulate the context tokens the predictions attend to, so they are required when k > 1.
+        Returns s_k..s_{k+h-1}: [B, h, N, D]. Differentiable; wrap it in torch.no_grad() for planning.
+        """
+        k = context.shape[1]
+        if context_conds is None:
+            if k > 1:
+                raise ValueError(f"a context of {k} states needs context_conds [B, {k - 1}, C]")
+            context_conds = conds[:, :0]  # [B, 0, C]
+        if context_conds.shape[1] != k - 1:
+            raise ValueError(f"context_conds must cover the {k - 1} context transitions, got {context_conds.shape[1]}")
+        all_conds = torch.cat([context_conds, conds], dim=1)  # [B, k-1+h, C]: all_conds[:, t] moves s_t
+        seq = context  # [B, k, N, D]
+        for _ in range(conds.shape[1]):
+            pred = self(seq, all_conds[:, :seq.shape[1]])  # [B, n, N, D]
+            seq = torch.cat([seq, pred[:, -1:]], dim=1)  # [B, n+1, N, D]
+        return seq[:, k:]  # [B, h, N, D]

@@ -1,0 +1,55 @@
+"""Trained models on disk: weights plus the arguments that rebuild the model, in one file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lawm.io import atomic_path, source_fingerprint
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def code_version() -> str:
+    """Hash of the code that defines and trains models: a trained model is stale when it changes."""
+    return source_fingerprint(PACKAGE / "models", PACKAGE / "nn.py", PACKAGE / "training.py")
+
+
+def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict) -> nn.Module:
+    from pydantic import TypeAdapter
+
+    from lawm.config import ModelConfig, RegularizerConfig
+    from lawm.models import build_latent_action_model
+
+    return build_latent_action_model(token_dim, tuple(grid), ModelConfig.model_validate(model_cfg),
+                                     TypeAdapter(RegularizerConfig).validate_python(reg_cfg))
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"latent_action_model": _latent_action_model}
+
+
+def build(kind: str, kwargs: dict) -> nn.Module:
+    """A fresh model of `kind` from JSON-able `kwargs` (what `save_model` stores)."""
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown model kind {kind!r}; known: {sorted(BUILDERS)}")
+    return BUILDERS[kind](**kwargs)
+
+
+def save_model(path: str | Path, model: nn.Module, kind: str, kwargs: dict) -> Path:
+    """Write `model`'s weights with `kind` and its `build` kwargs, atomically."""
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown model kind {kind!r}; known: {sorted(BUILDERS)}")
+    with atomic_path(path) as tmp:
+        torch.save({"kind": kind, "build": kwargs, "state_dict": model.state_dict()}, tmp)
+    return Path(path)
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild the model saved at `path`, in eval mode."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = build(saved["kind"], saved["build"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

@@ -1,0 +1,115 @@
+"""Shared transformer blocks: 3-D rotary attention, the frame-causal mask, plain and AdaLN-zero blocks.
+
+Clips are token grids [B, T, N, dim] (N = h * w tokens per frame, row-major). Attention runs on the
+frame-major flattening [B, T*N, dim]; token i belongs to frame i // N. Positions are (time, row, col).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def grid_positions(frames: int, grid: tuple[int, int], device: torch.device | str | None = None) -> Tensor:
+    """(time, row, col) of every token of `frames` h x w grids, frame-major: [frames*h*w, 3] float."""
+    h, w = grid
+    axes = [torch.arange(n, device=device, dtype=torch.float32) for n in (frames, h, w)]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)  # [frames*h*w, 3]
+
+
+def rope_angles(pos: Tensor, head_dim: int, base: float = 10000.0) -> Tensor:
+    """Rotation angles [L, head_dim // 2] of positions [L, 3] (one angle per channel pair).
+
+    As V-JEPA 2's 3-D RoPE: the head dim is split into three equal parts, one per axis, each rotating
+    P = (head_dim // 2) // 3 channel pairs at frequencies base^(-j / P), j < P. The pairs left over
+    (head_dim // 2 - 3P) get angle 0, i.e. are not rotated.
+    """
+    pairs = (head_dim // 2) // 3
+    if pairs < 1:
+        raise ValueError(f"3-D RoPE needs a head dim of at least 6, got {head_dim}")
+    freqs = base ** (-torch.arange(pairs, device=pos.device, dtype=torch.float32) / pairs)  # [P]
+    angles = (pos[:, :, None].float() * freqs).reshape(pos.shape[0], 3 * pairs)  # [L, 3P]
+    return F.pad(angles, (0, head_dim // 2 - 3 * pairs))  # [L, head_dim/2]
+
+
+def apply_rope(x: Tensor, angles: Tensor) -> Tensor:
+    """Rotate channel pairs (2i, 2i+1) of x [B, H, L, hd] by angles [L, hd/2]."""
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # 2 x [B, H, L, hd/2]
+    cos, sin = angles.cos(), angles.sin()  # [L, hd/2]
+    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # [B, H, L, hd/2, 2]
+    return out.flatten(-2).type_as(x)  # [B, H, L, hd]
+
+
+def frame_causal_mask(frames: int, tokens: int, device: torch.device | str | None = None) -> Tensor:
+    """Block-causal mask [frames*tokens, frames*tokens], True = may attend: a token of frame t sees frames <= t."""
+    frame = torch.arange(frames * tokens, device=device) // tokens  # [L]
+    return frame[:, None] >= frame[None, :]  # [L, L]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with optional RoPE angles and boolean mask (SDPA)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        B, L, _ = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, L, hd]
+        if angles is not None:
+            q, k = apply_rope(q, angles), apply_rope(k, angles)  # [B, H, L, hd]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, L, hd]
+        return self.proj(out.transpose(1, 2).reshape(B, L, -1))  # [B, L, dim]
+
+
+def mlp(dim: int, ratio: float) -> nn.Sequential:
+    hidden = int(dim * ratio)
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+
+
+class Block(nn.Module):
+    """Plain pre-norm transformer block on [B, L, dim]."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.mlp = mlp(dim, mlp_ratio)
+
+    def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), angles, mask)  # [B, L, dim]
+        return x + self.mlp(self.norm2(x))  # [B, L, dim]
+
+
+class AdaLNZeroBlock(nn.Module):
+    """DiT's AdaLN-zero block, conditioned frame-wise (as `FWAdaLNBlock` of jepa-wms).
+
+    cond [B, T, C] -> SiLU -> Linear(C, 6*dim) gives shift/scale/gate of attention and MLP for each
+    frame, shared by that frame's N tokens. The modulation Linear starts at zero, so an untrained block
+    is the identity: both residual branches are gated shut and the condition is ignored.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, cond_dim: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.mlp = mlp(dim, mlp_ratio)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
+        nn.init.zeros_(self.modulation[1].weight)
+        nn.init.zeros_(self.modulation[1].bias)
+
+    def forward(self, x: Tensor, cond: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """x [B, T, N, dim], cond [B, T, C] -> [B, T, N, dim]."""
+        T = x.shape[1]
+        mod = self.modulation(cond)[:, :, None]  # [B, T, 1, 6*dim]
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # 6 x [B, T, 1, dim]
+        h = self.norm1(x) * (1 + scale1) + shift1  # [B, T, N, dim]
+        x = x + gate1 * self.attn(h.flatten(1, 2), angles, mask).unflatten(1, (T, -1))  # [B, T, N, dim]
+        h = self.norm2(x) * (1 + scale2) + shift2  # [B, T, N, dim]
+        return x + gate2 * self.mlp(h)  # [B, T, N, dim]

@@ -1,0 +1,69 @@
+"""Stage `train_latent_actions@{variant}`: inverse dynamics + world model + regulariser, trained
+jointly from the feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from lawm import tracking
+from lawm.config import load_params
+from lawm.evaluation.capacity import one_step_error
+from lawm.features import FeatureCache, training_windows
+from lawm.io import fingerprint, prepare_output_dir
+from lawm.models.saved import build, code_version, load_model, save_model
+from lawm.training import train
+from pipelines.stage import Stopwatch, main, write_metrics
+
+
+def lam_loss(model, batch: dict):
+    out = model(batch["states"])  # [B, T, N, D]
+    return out["loss"], {"pred_loss": out["pred_loss"].item(), "reg_loss": out["reg_loss"].item(), **out["stats"]}
+
+
+@task(cache_policy=NONE)
+def fit(variant: str, params_file: str, features_dir: str, out_dir: str) -> str:
+    """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
+    params = load_params(params_file)
+    cfg, reg = params.latent_actions, params.regularizer(variant)
+    cache = FeatureCache(features_dir)
+    data = training_windows(features_dir, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.domain_share)
+    kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
+              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json")}
+    torch.manual_seed(params.seed)  # the initial weights are part of the run: seed them
+    model = build("latent_action_model", kwargs)
+    train(model, data, lam_loss, cfg.train, Path(out_dir) / "checkpoints", seed=params.seed,
+          log=tracking.log_metrics, desc=f"train {variant}")
+    return str(save_model(Path(out_dir) / "model.pt", model, "latent_action_model", kwargs))
+
+
+@flow(name="train_latent_actions", timeout_seconds=6 * 3600)
+def train_latent_actions(variant: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+                         out_dir: str | None = None) -> dict:
+    log = get_run_logger()
+    params = load_params(params_file)
+    cfg = params.latent_actions
+    out = Path(out_dir or f"data/latent_actions/{variant}")
+    config = {"seed": params.seed, "variant": variant,
+              "regularizer": params.regularizer(variant).model_dump(mode="json"),
+              "latent_actions": cfg.model_dump(mode="json", exclude={"variants", "regularizers"})}
+    clock = Stopwatch()
+    with tracking.stage_run("train_latent_actions", config, variant=variant):
+        features_key = FeatureCache(features_dir).meta["key"]
+        if prepare_output_dir(out, fingerprint(config, features_key, code_version())):
+            log.info("resuming %s from %s", variant, out / "checkpoints")
+        model = load_model(fit(variant, params_file, features_dir, str(out)))
+        val = training_windows(features_dir, cfg.domains, cfg.window, "val")
+        metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
+        tracking.log_metrics(metrics)
+        tracking.log_model(model, registered_name=f"lawm-latent-actions-{variant}")
+        write_metrics(f"train_latent_actions/{variant}", metrics)
+        log.info("%s: held-out one-step L1 %.4f after %.0f s", variant, metrics["val_one_step_l1"], clock.seconds)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(train_latent_actions, __doc__, variant=True)

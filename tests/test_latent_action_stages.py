@@ -1,0 +1,104 @@
+"""The latent-action stages as flows on tiny params: every variant trains, evaluates and is
+compared; a killed training stage resumes to the same result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from lawm import tracking
+from lawm.config import with_overrides
+from tests.conftest import ROOT
+
+# 12-frame clips (6 states) every 2 frames, half the videos held out: enough for every evaluation
+LONGER_CLIPS = {"clips.frames": 12, "clips.stride": 2, "clips.val_share": 0.5, "latent_actions.window": 6}
+
+
+@pytest.fixture
+def cached_worlds(tiny_params, tmp_path, monkeypatch, prefect_server):
+    from pipelines.cache_features import cache_features
+    from pipelines.extract_clips import extract_clips
+    from pipelines.worlds import worlds
+
+    monkeypatch.chdir(tmp_path)
+    params = with_overrides(tiny_params, {"clips.sources": "data/worlds", **LONGER_CLIPS})
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    for stage in (worlds, extract_clips, cache_features):
+        stage(params_file=str(params_file))
+    return params, str(params_file)
+
+
+def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path):
+    from pipelines.compare_latent_actions import compare_latent_actions
+    from pipelines.evaluate_latent_actions import evaluate_latent_actions
+    from pipelines.train_latent_actions import train_latent_actions
+
+    params, params_file = cached_worlds
+    for variant in params.latent_actions.variants:
+        trained = train_latent_actions(variant, params_file=params_file)
+        assert trained["val_one_step_l1"] > 0
+        metrics = evaluate_latent_actions(variant, params_file=params_file)
+        for key in ("capacity_one_step_l1", "leakage_ratio", "transfer_ratio", "probe_r2_camera",
+                    "probe_r2_agents", "locality_concentration"):
+            assert key in metrics
+        assert Path(f"data/evaluation/{variant}/cut_curve.png").stat().st_size > 0
+        assert Path(f"data/evaluation/{variant}/rollout_0.png").is_file()
+    summary = compare_latent_actions(params_file=params_file)
+    assert json.loads(Path("data/metrics/compare_latent_actions.json").read_text()) == summary
+    table = Path("data/evaluation/comparison.md").read_text()
+    assert all(v in table for v in params.latent_actions.variants)
+    assert Path("data/evaluation/capacity.png").stat().st_size > 0
+
+    client = MlflowClient(tracking.tracking_uri())
+    version = client.get_model_version_by_alias("lawm-latent-actions-sparse", "current")
+    assert version.source and int(version.version) >= 1
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id], "tags.stage = 'train_latent_actions' and tags.variant = 'noisy'")
+    history = client.get_metric_history(runs[0].info.run_id, "loss")
+    assert len(history) == 4  # logged every 2 of 8 steps
+    assert {"kl", "sigma_mean", "pred_loss", "lr", "grad_norm"} <= set(runs[0].data.metrics)  # diagnostics logged
+
+
+def test_a_killed_training_stage_resumes_to_the_same_result(cached_worlds, tmp_path, prefect_server):
+    params, params_file = cached_worlds
+    raw = yaml.safe_load(Path(params_file).read_text())
+    raw["latent_actions"]["train"].update(steps=60, checkpoint_every=5)
+    Path(params_file).write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "pipelines.train_latent_actions", "noisy", "--params", params_file]
+
+    killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = Path("data/latent_actions/noisy/checkpoints/last.pt")
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.2)
+    assert killed.poll() is None, "training finished before it could be killed: raise steps"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    resumed = json.loads(Path("data/metrics/train_latent_actions/noisy.json").read_text())
+
+    Path("data/latent_actions/noisy").rename("data/latent_actions/noisy-resumed")
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # from scratch, uninterrupted
+    clean = json.loads(Path("data/metrics/train_latent_actions/noisy.json").read_text())
+    assert resumed["val_one_step_l1"] == clean["val_one_step_l1"]
+
+
+def test_capacity_positions_between_the_bounds():
+    from pipelines.compare_latent_actions import capacity_summary
+
+    caps = {"none": 0.2, "zero": 0.6, "sparse": 0.3, "vq": 0.55}
+    summary = capacity_summary({v: {"capacity_one_step_l1": c} for v, c in caps.items()})
+    assert summary == pytest.approx({"none_capacity_position": 0.0, "zero_capacity_position": 1.0,
+                                     "sparse_capacity_position": 0.25, "vq_capacity_position": 0.875})
+    inverted = {"none": {"capacity_one_step_l1": 0.5}, "zero": {"capacity_one_step_l1": 0.4}}
+    assert capacity_summary(inverted) == {}
+    assert capacity_summary({"sparse": {"capacity_one_step_l1": 0.3}}) == {}

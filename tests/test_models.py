@@ -1,0 +1,194 @@
+"""IDM, predictor and the joint latent action model on tiny sizes and a toy world with a hidden action."""
+
+import pytest
+import torch
+
+from lawm.config import ModelConfig, NoisyRegularizer, NoRegularizer, ZeroLatent
+from lawm.models import InverseDynamics, Predictor, build_latent_action_model
+
+GRID, D_IN, LATENT, ACTIONS = (2, 2), 12, 8, 4
+N = GRID[0] * GRID[1]
+TINY = ModelConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, idm_depth=1, latent_dim=LATENT)
+NONE, ZERO = NoRegularizer(kind="none"), ZeroLatent(kind="zero")
+
+
+def toy_states(batch: int, steps: int = 4, seed: int = 0) -> torch.Tensor:
+    """[B, T, N, D_IN]: s_{t+1} = 0.5 s_t + pattern[a_t], a_t a hidden action drawn from ACTIONS patterns."""
+    patterns = torch.randn(ACTIONS, N, D_IN, generator=torch.Generator().manual_seed(1234))  # the world's rule
+    g = torch.Generator().manual_seed(seed)
+    actions = torch.randint(ACTIONS, (batch, steps - 1), generator=g)  # [B, T-1]
+    states = [torch.randn(batch, N, D_IN, generator=g)]
+    for t in range(steps - 1):
+        states.append(0.5 * states[-1] + patterns[actions[:, t]])  # [B, N, D]
+    return torch.stack(states, dim=1)  # [B, T, N, D]
+
+
+def train(model: torch.nn.Module, steps: int = 100, batch: int = 32, lr: float = 3e-3) -> list[float]:
+    """Adam on fresh toy batches; returns the prediction losses."""
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for step in range(steps):
+        out = model(toy_states(batch, seed=step))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["pred_loss"].item())
+    return losses
+
+
+@torch.no_grad()
+def held_out_error(model: torch.nn.Module) -> float:
+    model.eval()
+    return model(toy_states(128, seed=10_000))["pred_loss"].item()
+
+
+def tiny_lam(reg=NONE, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_latent_action_model(D_IN, GRID, TINY, reg)
+
+
+def open_gates(predictor: Predictor) -> None:
+    """Random AdaLN modulation and output head, so every block is active (an untrained predictor
+    is the identity: it copies the last state)."""
+    for block in predictor.blocks:
+        torch.nn.init.normal_(block.modulation[1].weight, std=0.3)
+        torch.nn.init.normal_(block.modulation[1].bias, std=0.3)
+    torch.nn.init.normal_(predictor.out.weight, std=0.3)
+
+
+def tiny_predictor(cond_dim: int = LATENT) -> Predictor:
+    torch.manual_seed(0)
+    return Predictor(D_IN, GRID, cond_dim, dim=32, depth=2, heads=2, mlp_ratio=2.0)
+
+
+def test_idm_gives_one_latent_per_transition_from_that_pair_only():
+    torch.manual_seed(0)
+    idm = InverseDynamics(D_IN, GRID, out_dim=6, dim=32, depth=2, heads=2, mlp_ratio=2.0)
+    states = torch.randn(2, 5, N, D_IN)
+    z = idm(states)
+    assert z.shape == (2, 4, 6)
+    changed = states.clone()
+    changed[:, 3] += 1.0  # s_3 enters z_2 = g(s_2, s_3) and z_3 = g(s_3, s_4) only
+    z2 = idm(changed)
+    torch.testing.assert_close(z2[:, :2], z[:, :2])
+    assert not torch.allclose(z2[:, 2], z[:, 2]) and not torch.allclose(z2[:, 3], z[:, 3])
+    swapped = states[:, [1, 0]]  # the reverse transition is a different action
+    assert not torch.allclose(idm(swapped)[:, 0], z[:, 0], atol=1e-4)
+    with pytest.raises(ValueError, match="states must be"):
+        idm(torch.randn(2, 5, N + 1, D_IN))
+
+
+def test_predictor_is_frame_causal():
+    predictor = tiny_predictor()
+    open_gates(predictor)
+    states, cond = torch.randn(2, 4, N, D_IN), torch.randn(2, 4, LATENT)
+    pred = predictor(states, cond)
+    assert pred.shape == (2, 4, N, D_IN)
+    future = states.clone()
+    future[:, 2:] += 1.0  # later states cannot reach earlier predictions
+    torch.testing.assert_close(predictor(future, cond)[:, :2], pred[:, :2])
+    past = states.clone()
+    past[:, 0] += 1.0  # an earlier state reaches every later prediction
+    changed = predictor(past, cond)
+    assert all(not torch.allclose(changed[:, t], pred[:, t]) for t in range(4))
+    later_cond = cond.clone()
+    later_cond[:, 2] += 1.0  # cond[:, t] drives outputs >= t only
+    changed = predictor(states, later_cond)
+    torch.testing.assert_close(changed[:, :2], pred[:, :2])
+    assert not torch.allclose(changed[:, 2], pred[:, 2])
+    with pytest.raises(ValueError, match="cond must be"):
+        predictor(states, cond[:, :3])
+
+
+def test_untrained_predictor_copies_the_last_state_and_learns_to_use_the_condition():
+    predictor = tiny_predictor()
+    states, target = torch.randn(4, 3, N, D_IN), torch.randn(4, 3, N, D_IN)
+    cond_a, cond_b = torch.randn(4, 3, LATENT), torch.randn(4, 3, LATENT)
+    torch.testing.assert_close(predictor(states, cond_a), states)  # residual head starts at zero
+    opt = torch.optim.Adam(predictor.parameters(), lr=1e-2)
+    for _ in range(2):  # step 1 opens the zero-initialised head, step 2 reaches the modulation
+        opt.zero_grad()
+        (predictor(states, cond_a) - target).abs().mean().backward()
+        opt.step()
+    with torch.no_grad():
+        assert (predictor(states, cond_a) - predictor(states, cond_b)).abs().max() > 1e-4
+
+
+def test_rollout_feeds_predictions_back_and_uses_the_context_conditions():
+    predictor = tiny_predictor(cond_dim=3)  # e.g. a real-action world model
+    open_gates(predictor)
+    context, past, future = torch.randn(2, 2, N, D_IN), torch.randn(2, 1, 3), torch.randn(2, 3, 3)  # k=2, h=3
+    with torch.no_grad():
+        out = predictor.rollout(context, future, past)
+        assert out.shape == (2, 3, N, D_IN)
+        seq, conds = context, torch.cat([past, future], dim=1)  # the same loop by hand
+        for _ in range(3):
+            seq = torch.cat([seq, predictor(seq, conds[:, :seq.shape[1]])[:, -1:]], dim=1)
+        torch.testing.assert_close(out, seq[:, 2:])
+        torch.testing.assert_close(out[:, 0], predictor(context, conds[:, :2])[:, -1])
+        assert not torch.allclose(predictor.rollout(context, future, past + 1.0), out)  # the context's own action
+        assert predictor.rollout(context[:, :1], future).shape == (2, 3, N, D_IN)  # k = 1 needs none
+    with pytest.raises(ValueError, match="needs context_conds"):
+        predictor.rollout(context, future)
+    with pytest.raises(ValueError, match="must cover"):
+        predictor.rollout(context, future, conds)
+
+
+def test_latent_action_model_outputs_and_teacher_forcing():
+    lam = tiny_lam()
+    open_gates(lam.predictor)
+    states = toy_states(3, steps=5)
+    out = lam(states)
+    assert out["pred"].shape == (3, 4, N, D_IN) and out["z"].shape == (3, 4, LATENT)
+    torch.testing.assert_close(out["loss"], out["pred_loss"] + out["reg_loss"])
+    # equals the padded full pass (zero latent for the unscored last step), scored on steps 0..T-2
+    padded = torch.cat([out["z"], torch.zeros(3, 1, LATENT)], dim=1)  # [B, T, L]
+    full = lam.predictor(states, padded)  # [B, T, N, D]
+    torch.testing.assert_close(out["pred"], full[:, :-1], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out["pred_loss"], (full[:, :-1] - states[:, 1:]).abs().mean(), atol=1e-5, rtol=1e-4)
+    lam.eval()
+    z = lam.infer_latents(states)
+    torch.testing.assert_close(lam.predict_next(states, z), lam(states)["pred"])
+    rolled = lam.rollout(states[:, :2], z[:, 1:])  # context latents default to the IDM's
+    assert rolled.shape == (3, 3, N, D_IN)
+    torch.testing.assert_close(rolled[:, 0], lam.predict_next(states, z)[:, 1])
+    torch.testing.assert_close(rolled, lam.rollout(states[:, :2], z[:, 1:], context_z=z[:, :1]))
+
+
+def test_noisy_model_has_a_two_headed_idm_and_deterministic_latents():
+    lam = tiny_lam(NoisyRegularizer(kind="noisy", beta=1e-3))
+    assert lam.idm.head.out_features == 2 * LATENT
+    states = toy_states(2)
+    raw = lam.idm(states)
+    z = lam.infer_latents(states)
+    torch.testing.assert_close(z, raw[..., :LATENT])  # the mean
+    torch.testing.assert_close(lam.infer_latents(states), z)
+    lam.train()
+    assert not torch.allclose(lam.infer_latents(states, deterministic=False), z)  # a sample
+
+
+def test_training_lowers_the_loss():
+    losses = train(tiny_lam(), steps=100)
+    assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
+
+
+def test_latents_beat_no_action_on_a_world_with_a_hidden_action():
+    none, zero = tiny_lam(NONE), tiny_lam(ZERO)
+    train(none, steps=150)
+    train(zero, steps=150)
+    assert held_out_error(none) < 0.5 * held_out_error(zero)
+
+
+def test_zero_model_has_no_idm_and_never_sees_the_future():
+    zero, none = tiny_lam(ZERO), tiny_lam(NONE)
+    assert zero.idm is None
+    assert sum(p.numel() for p in zero.parameters()) < sum(p.numel() for p in none.parameters())
+    for lam in (zero, none):
+        open_gates(lam.predictor)
+    states = toy_states(2)
+    assert (zero(states)["z"] == 0).all() and (zero.infer_latents(states) == 0).all()
+    future = states.clone()
+    future[:, 1] += 1.0  # s_1 is the target of step 0: only a model with an IDM can use it
+    torch.testing.assert_close(zero(future)["pred"][:, 0], zero(states)["pred"][:, 0])
+    assert not torch.allclose(none(future)["pred"][:, 0], none(states)["pred"][:, 0])
