@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 from collections import defaultdict
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -40,12 +39,12 @@ def code_version() -> str:
 
 
 def cache_key(clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig) -> str:
-    """Identity of what a cache holds: the clips (and their videos' size and mtime), the encoder,
-    the storage dtype, the sharding and the code. A cache folder with another key is stale."""
+    """Identity of what a cache holds: the clips, their videos' bytes, the encoder, the storage
+    dtype, the sharding and the code. A cache folder with another key is stale."""
     h = hashlib.sha256(code_version().encode())
     for video in sorted(clips["video"].unique()):
-        st = os.stat(video)
-        h.update(f"{video}:{st.st_size}:{st.st_mtime_ns};".encode())
+        with open(video, "rb") as f:
+            h.update(f"{video}:".encode() + hashlib.file_digest(f, "sha256").digest())
     h.update(pd.util.hash_pandas_object(clips[["clip_id", "video"]], index=False).values.tobytes())
     h.update(json.dumps([list(map(int, f)) for f in clips["frame_indices"]]).encode())
     h.update(json.dumps([encoder.describe(), cfg.dtype, cfg.clips_per_shard], sort_keys=True).encode())

@@ -10,7 +10,7 @@ from lawm import tracking
 from lawm.config import load_params
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.video import frame_strip, read_frames
-from lawm.worlds import DOMAINS, generate_world
+from lawm.worlds import DOMAINS, code_version as worlds_code_version, generate_world
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -28,7 +28,7 @@ def worlds(params_file: str = "params.yaml", out_dir: str = "data/worlds") -> di
     config = {"seed": params.seed, "worlds": params.worlds.model_dump(mode="json")}
     clock = Stopwatch()
     with tracking.stage_run("worlds", config):
-        if prepare_output_dir(out_dir, fingerprint(config)):
+        if prepare_output_dir(out_dir, fingerprint(config, worlds_code_version())):
             log.info("resuming in %s: finished videos are kept", out_dir)
         metrics: dict[str, float] = {}
         for domain in DOMAINS:

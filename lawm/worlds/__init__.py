@@ -16,12 +16,18 @@ import numpy as np
 import pandas as pd
 
 from lawm.config import WorldsConfig
-from lawm.io import write_parquet
+from lawm.io import source_fingerprint, write_parquet
 from lawm.video import write_mp4
 from lawm.worlds import arm, nav, wild
 
 DOMAINS = ("wild", "arm", "nav")
 _RENDER = {"wild": wild.render, "arm": arm.render, "nav": nav.render}
+
+
+def code_version() -> str:
+    """Hash of the code that renders and writes the worlds: videos made by other code are stale."""
+    here = Path(__file__).resolve().parent
+    return source_fingerprint(here, here.parent / "video.py")
 
 
 def count(domain: str, cfg: WorldsConfig) -> int:
