@@ -32,14 +32,17 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
         model = load_model(model_dir / "model.pt")
         metrics, artifacts = evaluate(model, features_dir, cfg.domains)
         metrics["seconds"] = clock.seconds
-        leak = artifacts["cut_curve"]
-        curve = pd.DataFrame({"state": range(1, len(leak["curve_original"]) + 1),
-                              "original": leak["curve_original"], "stitched": leak["curve_stitched"]})
-        write_parquet(out / "cut_curve.parquet", curve)
-        curve.to_csv(out / "cut_curve.csv", index=False)
-        figures = [plots.cut_curve(leak, variant, out / "cut_curve.png")]
+        out.mkdir(parents=True, exist_ok=True)
+        figures = []
+        if "cut_curve" in artifacts:
+            leak = artifacts["cut_curve"]
+            curve = pd.DataFrame({"state": range(1, len(leak["curve_original"]) + 1),
+                                  "original": leak["curve_original"], "stitched": leak["curve_stitched"]})
+            write_parquet(out / "cut_curve.parquet", curve)
+            curve.to_csv(out / "cut_curve.csv", index=False)
+            figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))
         encoder = FeatureCache(features_dir).meta["encoder"]
-        if encoder["kind"] == "pixels":  # states are frames: show the rollouts as images
+        if encoder["kind"] == "pixels" and "rollouts" in artifacts:  # states are frames: show rollouts
             to_frames = PixelsEncoder(encoder["image_size"], encoder["patch_size"], encoder["tubelet"]).to_frames
             figures += [plots.rollout_strip(to_frames, artifacts["rollouts"], i, out / f"rollout_{i}.png")
                         for i in range(min(3, len(artifacts["rollout_clips"])))]

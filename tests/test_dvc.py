@@ -30,7 +30,8 @@ def project(tiny_params, tmp_path, prefect_server):
     for name in ("dvc.yaml", ".dvcignore", "data/.gitignore"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
-    params = with_overrides(tiny_params, {"clips.sources": "data/worlds"})
+    params = with_overrides(tiny_params, {"clips.sources": "data/worlds", "clips.val_share": 0.5,
+                                          "latent_actions.variants": ["none", "zero"]})
     (repo / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "DVC_NO_ANALYTICS": "1",
            "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
@@ -46,12 +47,14 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     repo, env = project
     dvc = [sys.executable, "-m", "dvc"]
     out = run(dvc + ["repro"], repo, env)
-    for stage in ("worlds", "extract_clips", "cache_features"):
+    for stage in ("worlds", "extract_clips", "cache_features", "train_latent_actions@none",
+                  "evaluate_latent_actions@zero", "compare_latent_actions"):
         assert f"Running stage '{stage}'" in out
     assert (repo / "data/features/index.parquet").is_file()
     metrics = json.loads(run(dvc + ["metrics", "show", "--json"], repo, env))
     shown = json.dumps(metrics)
     assert "clips_per_second" in shown and "videos_rejected" in shown and "wild_videos" in shown
+    assert "leakage_ratio" in shown and "probe_r2_camera" in shown and "val_one_step_l1" in shown
 
     clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())["clips"]
     out = run(dvc + ["repro"], repo, env)

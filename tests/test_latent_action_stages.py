@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -102,3 +103,22 @@ def test_capacity_positions_between_the_bounds():
     inverted = {"none": {"capacity_one_step_l1": 0.5}, "zero": {"capacity_one_step_l1": 0.4}}
     assert capacity_summary(inverted) == {}
     assert capacity_summary({"sparse": {"capacity_one_step_l1": 0.3}}) == {}
+
+
+def test_one_held_out_video_reports_nan_instead_of_failing(cached_worlds, tmp_path):
+    from lawm.evaluation.suite import evaluate
+    from lawm.features import FeatureCache
+    from lawm.models.saved import build
+
+    params, _ = cached_worlds
+    cache = FeatureCache("data/features")
+    one_video = cache.index.loc[cache.index["domain"] == "wild", "video"].iloc[0]
+    cache.index.loc[(cache.index["domain"] == "wild") & (cache.index["video"] != one_video), "split"] = "train"
+    cache.index.to_parquet("data/features/index.parquet")  # only one held-out wild video left
+    model = build("latent_action_model", {"token_dim": cache.token_shape[2], "grid": list(cache.grid),
+                                          "model_cfg": params.latent_actions.model.model_dump(),
+                                          "reg_cfg": {"kind": "none"}})
+    metrics, artifacts = evaluate(model, "data/features", ["wild"])
+    assert metrics["capacity_one_step_l1"] > 0 and metrics["probe_r2_camera"] == metrics["probe_r2_camera"]
+    assert np.isnan(metrics["leakage_ratio"]) and np.isnan(metrics["transfer_ratio"])
+    assert "cut_curve" not in artifacts

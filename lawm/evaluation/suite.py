@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import torch
@@ -12,6 +14,8 @@ from lawm.evaluation.locality import agent_cells, change_maps, concentration
 from lawm.evaluation.probes import motion_targets, probe
 from lawm.evaluation.transfer import transfer
 from lawm.features import FeatureCache, StateWindows
+
+log = logging.getLogger(__name__)
 
 
 def clip_tensor(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
@@ -35,17 +39,22 @@ def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4) -> 
     num_states = clips.shape[1]
     metrics = {"capacity_one_step_l1": one_step_error(model, StateWindows(features_dir, num_states, "val", domains))}
 
-    cut = num_states // 2
-    leak = leakage(model, clips, val["video"].tolist(), cut)
-    metrics.update({"leakage_error_cut": leak["error_cut"], "leakage_error_no_cut": leak["error_no_cut"],
-                    "leakage_ratio": leak["ratio"]})
-
     partner = torch.tensor(partner_order(val["video"].tolist()))
     keep = partner >= 0
-    horizon = min(horizon, num_states - 1)  # short clips: as many steps as they hold
-    cycle = transfer(model, clips[keep], clips[partner[keep]], horizon)
-    metrics.update({"transfer_original_l1": cycle["original"], "transfer_l1": cycle["transfer"],
-                    "transfer_ratio": cycle["ratio"], "transfer_horizon": horizon})
+    artifacts: dict = {"rollout_clips": val.loc[keep.numpy(), "clip_id"].tolist()}
+    if keep.any():
+        leak = leakage(model, clips, val["video"].tolist(), num_states // 2)
+        horizon = min(horizon, num_states - 1)  # short clips: as many steps as they hold
+        cycle = transfer(model, clips[keep], clips[partner[keep]], horizon)
+        artifacts.update(cut_curve=leak, rollouts=cycle["rollouts"])
+    else:  # every held-out clip comes from one video: no pairs to cut or transfer between
+        log.warning("leakage and transfer need held-out clips of two videos; reporting NaN")
+        nan = float("nan")
+        leak, cycle, horizon = {"error_cut": nan, "error_no_cut": nan, "ratio": nan}, \
+            {"original": nan, "transfer": nan, "ratio": nan}, 0
+    metrics.update({"leakage_error_cut": leak["error_cut"], "leakage_error_no_cut": leak["error_no_cut"],
+                    "leakage_ratio": leak["ratio"], "transfer_original_l1": cycle["original"],
+                    "transfer_l1": cycle["transfer"], "transfer_ratio": cycle["ratio"], "transfer_horizon": horizon})
 
     z_val = latents(model, clips)  # [M, S-1, L]
     if val["gt"].astype(bool).all():
@@ -56,7 +65,6 @@ def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4) -> 
             metrics[f"probe_r2_{group}"] = probe(z_train.flatten(0, 1), y_train[group].reshape(-1, y_train[group].shape[-1]),
                                                  z_val.flatten(0, 1), y_val[group].reshape(-1, y_val[group].shape[-1]))
         metrics["locality_concentration"] = locality(model, cache, val, clips, tubelet)
-    artifacts = {"cut_curve": leak, "rollouts": cycle["rollouts"], "rollout_clips": val.loc[keep.numpy(), "clip_id"].tolist()}
     return metrics, artifacts
 
 
