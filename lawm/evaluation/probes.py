@@ -56,8 +56,12 @@ def r2(y: np.ndarray, pred: np.ndarray) -> float:
 def probe(z_train: torch.Tensor, y_train: np.ndarray, z_val: torch.Tensor, y_val: np.ndarray) -> float:
     """Held-out R^2 of a linear probe: z [M, L] (one latent per transition) -> y [M, K]."""
     x_tr, x_va = z_train.numpy().astype(np.float64), z_val.numpy().astype(np.float64)
-    scale = x_tr.std(0) + 1e-8  # [L]; features standardised with training statistics
-    mean = x_tr.mean(0)
+    std = x_tr.std(0)  # [L]
+    live = std > 1e-3 * max(std.max(), 1e-12)  # dead dims (sparse latents have many) carry nothing
+    if not live.any():
+        return r2(y_val, np.broadcast_to(y_train.mean(0), y_val.shape))  # a constant latent: predict the mean
+    x_tr, x_va, std = x_tr[:, live], x_va[:, live], std[live]
+    mean, scale = x_tr.mean(0), std  # features standardised with training statistics
     w = ridge_fit((x_tr - mean) / scale, y_train)
     pred = np.concatenate([(x_va - mean) / scale, np.ones((len(x_va), 1))], axis=1) @ w
     return r2(y_val, pred)
