@@ -1,5 +1,5 @@
 import time
-from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lawm.clips import action_columns, discover, extract, split_of, transition_sums
-from lawm.video import probe_video, read_frames, resample_indices, window_starts
+from lawm.video import read_frames, resample_indices, window_starts
 from tests.conftest import make_video, moving_square
 from tests.probes import crash_on_marked, hang_on_marked
 
@@ -48,14 +48,14 @@ def messy_folder(tmp_path):
 
 def test_bad_inputs_are_rejected_with_reasons_and_the_rest_go_on(tiny_params, messy_folder):
     clips, rejects = extract(clips_cfg(tiny_params, messy_folder), progress=False)
-    reasons = {pd.io.common.os.path.basename(v): r for v, r in zip(rejects["video"], rejects["reason"])}
+    reasons = {Path(v).name: r for v, r in zip(rejects["video"], rejects["reason"])}
     assert set(reasons) == {"short.mp4", "zero.mp4", "text.mp4", "truncated_tail.mp4", "truncated_data.mp4"}
     assert reasons["zero.mp4"] == "empty file (0 bytes)"
     assert reasons["text.mp4"].startswith("not a readable video")
     assert "too short: 6 frames at 4 fps" in reasons["short.mp4"]
     assert "truncated" in reasons["truncated_data.mp4"] or "readable" in reasons["truncated_data.mp4"]
     assert not reasons["text.mp4"].startswith("[")  # decord's log prefix is stripped
-    used = {pd.io.common.os.path.basename(v) for v in clips["video"]}
+    used = {Path(v).name for v in clips["video"]}
     assert used == {"good_8fps.mp4", "odd_25fps.mp4", "odd_2997fps.mp4"}
 
 
