@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from lawm.io import atomic_path, write_parquet
+from lawm.io import atomic_path, write_json, write_parquet
 
 INDEX, META = "index.parquet", "meta.json"
 NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}  # bf16 kept as raw bits
@@ -87,8 +87,6 @@ def finalize_index(root: Path, num_shards: int, meta: dict) -> pd.DataFrame:
         raise RuntimeError(f"cannot finalise the cache: shards {missing} are not written")
     index = pd.concat([pd.read_parquet(part_path(root, s)) for s in range(num_shards)], ignore_index=True)
     write_parquet(root / INDEX, index)
-    from lawm.io import write_json
-
     write_json(root / META, meta)
     return index
 
