@@ -5,7 +5,7 @@ moving camera, exogenous noise; no actions), `arm` (manipulation, DROID-like: 2-
 deltas) and `nav` (navigation, RECON-like: forward / strafe / yaw). Every ground-truth table has
 one row per frame with `frame` (int64) and `time` (float64 s); `action_*` columns (arm and nav
 only) hold the action applied from frame t to t+1 (0 on the last row), additive over frames.
-See each module's docstring for its columns.
+See each module's docstring for its columns. `make_sim` gives arm and nav as steppable simulators.
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ def render_video(domain: str, cfg: WorldsConfig, seed: int, index: int) -> tuple
     Seeded from (seed, domain, index) alone, so any one video can be rendered again on its own.
     """
     _check(domain)
-    rng = np.random.default_rng([seed % 2**64, DOMAINS.index(domain), index])  # a negative seed too
-    return _RENDER[domain](cfg, rng)
+    return _RENDER[domain](cfg, scene_rng(domain, seed, index))
+
+
+def scene_rng(domain: str, seed: int, index: int, sim: bool = False) -> np.random.Generator:
+    """The rng of one scene: video `index` of render_video, or with sim=True a simulator episode (other scenes)."""
+    _check(domain)
+    return np.random.default_rng([seed % 2**64, 100 * sim + DOMAINS.index(domain), index])  # a negative seed too
 
 
 def video_paths(out_dir: Path, domain: str, index: int) -> tuple[Path, Path]:
@@ -74,3 +79,6 @@ def generate_world(domain: str, cfg: WorldsConfig, out_dir: Path, seed: int, pro
 def _check(domain: str) -> None:
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
+
+
+from lawm.worlds.sim import Sim, make_sim  # noqa: E402, F401  (last: sim.py uses scene_rng above)

@@ -6,9 +6,12 @@ effector touches are pushed. Ground truth per frame (positions as fractions of t
 y down): `action_dx`, `action_dy` (the commanded delta from frame t to t+1, 0 on the last row),
 `ee_x`, `ee_y`, and `obj{k}_x`, `obj{k}_y` for each distractor. The effector is clipped to the
 workspace [LO, HI]; a command into a wall stays in the table while the position stops at the wall.
+`ArmSim` is the steppable scene that render drives.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -23,71 +26,128 @@ OBJECT_COLORS = [(0.85, 0.15, 0.1), (0.15, 0.65, 0.2), (0.15, 0.3, 0.85), (0.95,
                  (0.1, 0.75, 0.8), (0.95, 0.5, 0.1), (0.92, 0.92, 0.9)]
 OBJECT_SHAPES = ("disc", "box", "triangle")
 L1, L2 = 0.62, 0.58  # link lengths, fraction of the frame
+CONTACT = 3.0 / 64  # effector reach for pushing, fraction of the frame
 
 
 def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
-    """One episode: frames [T, S, S, 3] uint8 and its ground-truth table."""
-    a, s = cfg.arm, cfg.size
-    t_len = num_frames(a.seconds, cfg.fps)
-    base = np.array([0.5 + rng.uniform(-0.1, 0.1), 1.12])
-    elbow_sign = rng.choice([-1.0, 1.0])
-    table = _table(rng, s)  # [S, S, 3]
-    objs, shapes, colors, radii = _objects(rng, a.distractors)
-    actions, ee = _explore(rng, t_len, a.max_delta, objs)  # [T, 2], [T, 2]
-    obj_xy = np.empty((t_len, a.distractors, 2))  # [T, K, 2]
-    frames = np.empty((t_len, s, s, 3), np.uint8)  # [T, S, S, 3]
-    contact = 3.0 / 64  # effector reach for pushing, fraction of the frame
+    """One episode: frames [T, S, S, 3] uint8 and its ground-truth table.
+
+    The generator explores in an ArmSim, then the commands are replayed from the start for the frames.
+    """
+    t_len = num_frames(cfg.arm.seconds, cfg.fps)
+    sim = ArmSim(cfg, rng)
+    start = sim.copy()
+    actions = np.zeros((t_len, 2))  # [T, 2], the last row 0
+    actions[:-1] = _explore(rng, sim, t_len - 1, sim.placed)
+    frames = np.empty((t_len, cfg.size, cfg.size, 3), np.uint8)  # [T, S, S, 3]
+    ee, obj_xy = np.empty((t_len, 2)), np.empty((t_len, len(sim.objs), 2))  # [T, 2], [T, K, 2]
     for t in range(t_len):
-        for k in range(len(objs)):  # push touched objects out of the effector's reach
-            d = objs[k] - ee[t]
-            dist, reach = np.hypot(*d), contact + radii[k]
-            if dist < reach:
-                away = d / dist if dist > 1e-6 else np.array([1.0, 0.0])
-                objs[k] = np.clip(ee[t] + away * reach, radii[k], 1 - radii[k])
-        obj_xy[t] = objs
-        canvas = table.copy()
-        for k in range(len(objs)):
-            _draw_object(canvas, objs[k] * s, radii[k] * s, shapes[k], colors[k])
-        _draw_arm(canvas, base * s, ee[t] * s, elbow_sign, s)
-        frames[t] = to_uint8(canvas)
+        frames[t], ee[t], obj_xy[t] = start.frame(), start.ee, start.objs
+        start.step(actions[t])
     cols = base_table(t_len, cfg.fps)
     cols.update(action_dx=actions[:, 0], action_dy=actions[:, 1], ee_x=ee[:, 0], ee_y=ee[:, 1])
-    for k in range(a.distractors):
+    for k in range(obj_xy.shape[1]):
         cols[f"obj{k}_x"], cols[f"obj{k}_y"] = obj_xy[:, k, 0], obj_xy[:, k, 1]
     return frames, pd.DataFrame(cols)
 
 
-def _explore(rng: np.random.Generator, t_len: int, max_delta: float, objs: np.ndarray):
-    """Exploratory smooth commands [T, 2] and the effector path [T, 2] they produce.
+class ArmSim:
+    """A steppable arm scene (see lawm.worlds.sim.Sim): the effector moves, the objects it touches are pushed.
 
-    Segments of wandering (smooth noise), reaching for a point or an object, and pausing. The
-    effector moves by the command, clipped to the workspace; the command itself is never altered.
-    Row t is the command from frame t to t+1; the last row is 0.
+    Drawn from `rng` in the order render uses: arm base, elbow side, table, objects, effector start.
+    The table is shared read-only between copies; `ee` [2] and `objs` [K, 2] are the state.
     """
-    act, ee = np.zeros((t_len, 2)), np.empty((t_len, 2))
-    ee[0] = rng.uniform(0.3, 0.7, 2)
-    wander = smooth_noise(rng, t_len, 2, corr=0.92) * 0.7 * max_delta  # [T, 2]
+
+    domain = "arm"
+    action_columns = ("action_dx", "action_dy")
+
+    def __init__(self, cfg: WorldsConfig, rng: np.random.Generator):
+        self.size, self.max_delta = cfg.size, cfg.arm.max_delta
+        self.base = np.array([0.5 + rng.uniform(-0.1, 0.1), 1.12])  # below the bottom edge
+        self.elbow_sign = rng.choice([-1.0, 1.0])
+        self.table = _table(rng, cfg.size)  # [S, S, 3]
+        self.table.flags.writeable = False
+        self.placed, self.shapes, self.colors, self.radii = _objects(rng, cfg.arm.distractors)  # [K, 2], ..., [K]
+        self.ee = rng.uniform(0.3, 0.7, 2)  # [2]
+        self.objs = self.placed.copy()  # [K, 2]
+        self._push()
+
+    def frame(self) -> np.ndarray:
+        """The camera view [S, S, 3] uint8."""
+        s = self.size
+        canvas = self.table.copy()
+        for k in range(len(self.objs)):
+            _draw_object(canvas, self.objs[k] * s, self.radii[k] * s, self.shapes[k], self.colors[k])
+        _draw_arm(canvas, self.base * s, self.ee * s, self.elbow_sign, s)
+        return to_uint8(canvas)
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        """Move the effector by `action` [2] clipped to max_delta, stopping at the workspace walls; push.
+
+        Returns the move actually made [2]: the clipped command, or on an axis that hit a wall the
+        move up to the wall (the recorded data keeps the command there).
+        """
+        a = np.clip(np.asarray(action, np.float64), -self.max_delta, self.max_delta)  # [2]
+        new = np.clip(self.ee + a, LO, HI)
+        applied = np.where(new == self.ee + a, a, new - self.ee)
+        self.ee = new
+        self._push()
+        return applied
+
+    def pose(self) -> np.ndarray:
+        return self.ee.copy()
+
+    def copy(self) -> "ArmSim":
+        new = copy.copy(self)
+        new.ee, new.objs = self.ee.copy(), self.objs.copy()
+        return new
+
+    def explore_actions(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n commands [n, 2] of the data's generator, made from the current state (which stays as it is)."""
+        return _explore(rng, self.copy(), n, self.objs)
+
+    def _push(self) -> None:
+        """Push the objects the effector touches out of its reach, staying on the table."""
+        for k in range(len(self.objs)):
+            d = self.objs[k] - self.ee
+            dist, reach = np.hypot(*d), CONTACT + self.radii[k]
+            if dist < reach:
+                away = d / dist if dist > 1e-6 else np.array([1.0, 0.0])
+                self.objs[k] = np.clip(self.ee + away * reach, self.radii[k], 1 - self.radii[k])
+
+
+def _explore(rng: np.random.Generator, sim: ArmSim, n: int, targets: np.ndarray) -> np.ndarray:
+    """n exploratory smooth commands [n, 2], each applied to `sim` as it is made.
+
+    Segments of wandering (smooth noise), reaching for a point or one of `targets` [K, 2], and
+    pausing, steered by the effector position. Commands into a wall are kept (the sim stops the
+    effector there).
+    """
+    max_delta = sim.max_delta
+    act = np.zeros((n, 2))
+    wander = smooth_noise(rng, n + 1, 2, corr=0.92) * 0.7 * max_delta  # [n + 1, 2]
     t = 0
-    while t < t_len - 1:
-        n = int(rng.integers(6, 28))
+    while t < n:
+        seg = int(rng.integers(6, 28))
         mode = rng.choice(["wander", "reach", "pause"], p=[0.45, 0.4, 0.15])
-        if len(objs) and rng.random() < 0.5:
-            target = objs[rng.integers(len(objs))] + rng.normal(0, 0.03, 2)
+        if len(targets) and rng.random() < 0.5:
+            target = targets[rng.integers(len(targets))] + rng.normal(0, 0.03, 2)
         else:
             target = rng.uniform(LO + 0.05, HI - 0.05, 2)
-        for i in range(t, min(t + n, t_len - 1)):
+        for i in range(t, min(t + seg, n)):
+            ee = sim.ee
             if mode == "wander":
-                off_walls = np.clip(1 - (ee[i] - LO) / 0.1, 0, 1) - np.clip(1 - (HI - ee[i]) / 0.1, 0, 1)  # [2]
-                raw = wander[i] + 1.0 * max_delta * off_walls + 0.02 * (0.5 - ee[i])
+                off_walls = np.clip(1 - (ee - LO) / 0.1, 0, 1) - np.clip(1 - (HI - ee) / 0.1, 0, 1)  # [2]
+                raw = wander[i] + 1.0 * max_delta * off_walls + 0.02 * (0.5 - ee)
             elif mode == "reach":
-                raw = 0.25 * (target - ee[i]) + 0.3 * wander[i]
+                raw = 0.25 * (target - ee) + 0.3 * wander[i]
             else:
                 raw = np.zeros(2)
             prev = act[i - 1] if i > 0 else np.zeros(2)
             act[i] = np.clip(0.6 * prev + 0.4 * np.clip(raw, -max_delta, max_delta), -max_delta, max_delta)
-            ee[i + 1] = np.clip(ee[i] + act[i], LO, HI)
-        t += n
-    return act, ee
+            sim.step(act[i])
+        t += seg
+    return act
 
 
 def _table(rng: np.random.Generator, s: int) -> np.ndarray:

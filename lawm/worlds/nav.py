@@ -9,10 +9,12 @@ along (-sin yaw, cos yaw), so a positive yaw turns right (clockwise on the map).
 Ground truth per frame: `action_forward`, `action_strafe` (body-frame move from frame t to t+1,
 in view sides; strafe is positive to the right), `action_yaw` (turn from t to t+1; 0 on the last
 row), and the pose `x`, `y`, `yaw` (yaw unwrapped). The pose update is exact: translate in the
-body frame of frame t, then turn by action_yaw.
+body frame of frame t, then turn by action_yaw. `NavSim` is the steppable scene that render drives.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -30,16 +32,79 @@ MARKS = [(0.9, 0.15, 0.1), (0.1, 0.35, 0.9), (0.95, 0.85, 0.1), (0.9, 0.9, 0.9),
 
 
 def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
-    """One episode: frames [T, S, S, 3] uint8 and its ground-truth table."""
-    n, s = cfg.nav, cfg.size
-    t_len = num_frames(n.seconds, cfg.fps)
-    world = make_map(rng, n.map_scale * s, s)  # [M, M, 3]
-    pose, act = _explore(rng, t_len, n.map_scale, n.max_speed, n.max_yaw)  # [T, 3], [T, 3]
-    frames = np.stack([to_uint8(view(world, *p, s)) for p in pose])  # [T, S, S, 3]
+    """One episode: frames [T, S, S, 3] uint8 and its ground-truth table.
+
+    The generator drives a NavSim, then the applied actions are replayed from the start for the frames.
+    """
+    t_len = num_frames(cfg.nav.seconds, cfg.fps)
+    sim = NavSim(cfg, rng)
+    start = sim.copy()
+    act = np.zeros((t_len, 3))  # [T, 3], the last row 0
+    act[:-1] = _explore(rng, sim, t_len - 1)
+    frames = np.empty((t_len, cfg.size, cfg.size, 3), np.uint8)  # [T, S, S, 3]
+    pose = np.empty((t_len, 3))  # [T, 3]
+    for t in range(t_len):
+        frames[t], pose[t] = start.frame(), start.xyyaw
+        start.step(act[t])
     cols = base_table(t_len, cfg.fps)
     cols.update(action_forward=act[:, 0], action_strafe=act[:, 1], action_yaw=act[:, 2],
                 x=pose[:, 0], y=pose[:, 1], yaw=pose[:, 2])
     return frames, pd.DataFrame(cols)
+
+
+class NavSim:
+    """A steppable navigation scene (see lawm.worlds.sim.Sim): a robot pose on a map, seen from above.
+
+    Drawn from `rng` in the order render uses: the map, then the start pose. The map is shared
+    read-only between copies; `xyyaw` [3] (yaw unwrapped) is the state.
+    """
+
+    domain = "nav"
+    action_columns = ("action_forward", "action_strafe", "action_yaw")
+
+    def __init__(self, cfg: WorldsConfig, rng: np.random.Generator):
+        n = cfg.nav
+        self.size, self.scale, self.max_speed, self.max_yaw = cfg.size, n.map_scale, n.max_speed, n.max_yaw
+        self.world = make_map(rng, n.map_scale * cfg.size, cfg.size)  # [M, M, 3]
+        self.world.flags.writeable = False
+        room = self.scale / 2 - SAFE
+        self.xyyaw = np.array([*(self.scale / 2 + rng.uniform(-0.6, 0.6, 2) * room), rng.uniform(-np.pi, np.pi)])
+
+    def frame(self) -> np.ndarray:
+        """The egocentric view [S, S, 3] uint8."""
+        return to_uint8(view(self.world, *self.xyyaw, self.size))
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        """Move by (forward, strafe, yaw) [3] clipped to max_speed / max_yaw: translate in the body frame,
+        then turn. A move that would leave the safe area becomes a pure turn. Returns the applied action [3].
+        """
+        a = np.asarray(action, np.float64)  # [3]
+        f, st = np.clip(a[:2], -self.max_speed, self.max_speed).tolist()
+        w = float(np.clip(a[2], -self.max_yaw, self.max_yaw))
+        fwd, right = _axes(self.xyyaw[2])
+        nxt = self.xyyaw[:2] + f * fwd + st * right
+        if np.any(nxt < SAFE) or np.any(nxt > self.scale - SAFE):
+            f = st = 0.0
+            nxt = self.xyyaw[:2]
+        self.xyyaw = np.array([*nxt, self.xyyaw[2] + w])
+        return np.array([f, st, w])
+
+    def pose(self) -> np.ndarray:
+        return self.xyyaw.copy()
+
+    def copy(self) -> "NavSim":
+        new = copy.copy(self)
+        new.xyyaw = self.xyyaw.copy()
+        return new
+
+    def explore_actions(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n applied actions [n, 3] of the data's generator, from the current pose (which stays as it is)."""
+        return _explore(rng, self.copy(), n)
+
+
+def _axes(yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """Heading and right-hand unit vectors [2], [2] on the map."""
+    return np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
 
 
 def view_coords(x: float, y: float, yaw: float, s: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,47 +162,38 @@ def _landmark(world, rng, x, y, k) -> None:
         box(world, x, y, 0.4 * r, 0.4 * r, (1, 1, 1))
 
 
-def _explore(rng, t_len: int, scale: int, max_speed: float, max_yaw: float):
-    """Exploratory smooth commands and the poses they produce: pose [T, 3], actions [T, 3].
+def _explore(rng: np.random.Generator, sim: NavSim, n: int) -> np.ndarray:
+    """n exploratory smooth actions [n, 3], each applied to `sim` as it is made; returns them as applied.
 
     Driving forward with smooth speed and turning noise, occasional pauses and turning bursts;
-    near the map edge it turns back towards the middle and slows down. A move that would leave
-    the safe area becomes a pure turn, so the recorded action is always exactly what was applied.
+    near the map edge it turns back towards the middle and slows down.
     """
-    pose, act = np.zeros((t_len, 3)), np.zeros((t_len, 3))
+    scale, max_speed, max_yaw, t_len = sim.scale, sim.max_speed, sim.max_yaw, n + 1
+    act = np.zeros((n, 3))
     room = scale / 2 - SAFE  # free space from the middle to the safe border
     steer, look = SAFE + min(0.3, 0.25 * room), min(1.0, 0.5 * room)  # turn back when `look` ahead is past `steer`
-    pose[0] = [*(scale / 2 + rng.uniform(-0.6, 0.6, 2) * room), rng.uniform(-np.pi, np.pi)]
-    speed = smooth_noise(rng, t_len, 1, corr=0.95)[:, 0]  # [T]
-    turn = smooth_noise(rng, t_len, 1, corr=0.9)[:, 0]  # [T]
-    side = smooth_noise(rng, t_len, 1, corr=0.9)[:, 0]  # [T]
+    speed = smooth_noise(rng, t_len, 1, corr=0.95)[:, 0]  # [n + 1]
+    turn = smooth_noise(rng, t_len, 1, corr=0.9)[:, 0]  # [n + 1]
+    side = smooth_noise(rng, t_len, 1, corr=0.9)[:, 0]  # [n + 1]
     pause = np.zeros(t_len, bool)
     burst = np.zeros(t_len)
     for _ in range(int(rng.poisson(t_len / 40)) + 1):
-        t0, n = int(rng.integers(t_len)), int(rng.integers(4, 14))
+        t0, k = int(rng.integers(t_len)), int(rng.integers(4, 14))
         if rng.random() < 0.4:
-            pause[t0:t0 + n] = True
+            pause[t0:t0 + k] = True
         else:
-            burst[t0:t0 + n] = rng.choice([-1.0, 1.0])
+            burst[t0:t0 + k] = rng.choice([-1.0, 1.0])
     centre = np.array([scale / 2, scale / 2])
-    for t in range(t_len - 1):
-        x, y, yaw = pose[t]
-        fwd, right = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
+    for t in range(n):
+        xy, yaw = sim.xyyaw[:2], sim.xyyaw[2]
+        fwd, _ = _axes(yaw)
         f = 0.0 if pause[t] else max_speed * np.clip(0.55 + 0.4 * speed[t], -0.2, 1.0)
         w = max_yaw * (0.5 * turn[t] + 0.8 * burst[t])
         st = 0.0 if pause[t] else 0.15 * max_speed * side[t]
-        ahead = pose[t, :2] + look * fwd
+        ahead = xy + look * fwd
         if np.any(ahead < steer) or np.any(ahead > scale - steer):  # turn back towards the middle
-            diff = wrap_angle(np.arctan2(*(centre - pose[t, :2])[::-1]) - yaw)
+            diff = wrap_angle(np.arctan2(*(centre - xy)[::-1]) - yaw)
             w = 1.5 * diff
             f *= max(np.cos(diff), 0.0)
-        w = float(np.clip(w, -max_yaw, max_yaw))
-        f = float(np.clip(f, -max_speed, max_speed))
-        st = float(np.clip(st, -max_speed, max_speed))
-        nxt = pose[t, :2] + f * fwd + st * right
-        if np.any(nxt < SAFE) or np.any(nxt > scale - SAFE):
-            f = st = 0.0
-            nxt = pose[t, :2]
-        act[t] = [f, st, w]
-        pose[t + 1] = [*nxt, yaw + w]
-    return pose, act
+        act[t] = sim.step(np.array([f, st, w]))
+    return act
