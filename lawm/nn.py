@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+KV = tuple[Tensor, Tensor]  # cached keys and values of earlier frames, each [B, heads, L, head_dim]
+
 
 def grid_positions(frames: int, grid: tuple[int, int], device: torch.device | str | None = None) -> Tensor:
     """(time, row, col) of every token of `frames` h x w grids, frame-major: [frames*h*w, 3] float."""
@@ -66,6 +68,40 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, L, hd]
         return self.proj(out.transpose(1, 2).reshape(B, L, -1))  # [B, L, dim]
 
+    def extend(self, x: Tensor, angles: Tensor, past: KV | None) -> tuple[Tensor, KV]:
+        """Attention of one new frame's tokens x [B, N, dim] over the cached frames and itself.
+
+        angles [N, hd/2] are the new tokens' RoPE angles; past = (k, v), each [B, H, L, hd], the
+        rotated keys and values of the earlier frames (None for the first). Under the frame-causal
+        mask this equals the new frame's rows of `forward` on the whole sequence. Returns the
+        output [B, N, dim] and the cache extended by the new frame.
+        """
+        B, N, _ = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, N, hd]
+        q, k = apply_rope(q, angles), apply_rope(k, angles)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, H, L+N, hd]
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, hd]
+        return self.proj(out.transpose(1, 2).reshape(B, N, -1)), (k, v)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries [B, Q, dim] over a memory [B, M, dim] (no positions)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
+        self.heads = heads
+        self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+
+    def forward(self, queries: Tensor, memory: Tensor) -> Tensor:
+        B, Q, _ = queries.shape
+        q = self.q(queries).view(B, Q, self.heads, -1).transpose(1, 2)  # [B, H, Q, hd]
+        k, v = self.kv(memory).view(B, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, H, M, hd]
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, H, Q, hd]
+        return self.proj(out.transpose(1, 2).reshape(B, Q, -1))  # [B, Q, dim]
+
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:
     hidden = int(dim * ratio)
@@ -113,3 +149,27 @@ class AdaLNZeroBlock(nn.Module):
         x = x + gate1 * self.attn(h.flatten(1, 2), angles, mask).unflatten(1, (T, -1))  # [B, T, N, dim]
         h = self.norm2(x) * (1 + scale2) + shift2  # [B, T, N, dim]
         return x + gate2 * self.mlp(h)  # [B, T, N, dim]
+
+    def extend(self, x: Tensor, cond: Tensor, angles: Tensor, past: KV | None) -> tuple[Tensor, KV]:
+        """One new frame x [B, N, dim] with its condition cond [B, C], attending to the cache `past`.
+
+        Equals frame t's rows of `forward` when past holds frames < t (see Attention.extend).
+        """
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)  # 6 x [B, 1, dim]
+        out, past = self.attn.extend(self.norm1(x) * (1 + scale1) + shift1, angles, past)  # [B, N, dim]
+        x = x + gate1 * out
+        return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2), past  # [B, N, dim]
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm cross-attention block: queries [B, Q, dim] read a memory [B, M, dim], then an MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm_q, self.norm_m, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = CrossAttention(dim, heads)
+        self.mlp = mlp(dim, mlp_ratio)
+
+    def forward(self, queries: Tensor, memory: Tensor) -> Tensor:
+        x = queries + self.attn(self.norm_q(queries), self.norm_m(memory))  # [B, Q, dim]
+        return x + self.mlp(self.norm2(x))  # [B, Q, dim]

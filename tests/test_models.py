@@ -192,3 +192,16 @@ def test_zero_model_has_no_idm_and_never_sees_the_future():
     future[:, 1] += 1.0  # s_1 is the target of step 0: only a model with an IDM can use it
     torch.testing.assert_close(zero(future)["pred"][:, 0], zero(states)["pred"][:, 0])
     assert not torch.allclose(none(future)["pred"][:, 0], none(states)["pred"][:, 0])
+
+
+def test_step_with_cached_keys_equals_the_teacher_forced_pass():
+    predictor = tiny_predictor()
+    open_gates(predictor)
+    states, cond = torch.randn(3, 4, N, D_IN), torch.randn(3, 4, LATENT)
+    with torch.no_grad():
+        full = predictor(states, cond)  # [B, T, N, D]
+        past = None
+        for t in range(4):
+            nxt, past = predictor.step(states[:, t], cond[:, t], past)
+            torch.testing.assert_close(nxt, full[:, t], atol=1e-5, rtol=1e-4)
+        assert past[0][0].shape[2] == 4 * N  # every block cached the keys of all four frames

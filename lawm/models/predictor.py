@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lawm.nn import AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles
+from lawm.nn import KV, AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles
 
 
 class Predictor(nn.Module):
@@ -50,13 +50,31 @@ class Predictor(nn.Module):
             x = block(x, c, angles, mask)  # [B, T, N, dim]
         return states + self.out(self.norm(x))  # [B, T, N, D_in]: s_t + predicted change
 
+    def step(self, state: Tensor, cond: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        """Predict the state after `state` [B, N, D_in] (frame t = number of frames in `past`) under
+        cond [B, C]; past holds each block's keys and values of frames < t (None at t = 0).
+
+        Returns (s_{t+1} [B, N, D_in], the cache extended by frame t). Equals output t of `forward`
+        on the sequence so far, at the cost of one frame: what planning rollouts need.
+        """
+        t = 0 if past is None else past[0][0].shape[2] // state.shape[1]
+        pos = grid_positions(t + 1, self.grid, state.device)[-state.shape[1]:]  # [N, 3]: frame t
+        angles = rope_angles(pos, self.inp.out_features // self.heads)  # [N, hd/2]
+        x, c = self.inp(state), self.cond_embed(cond)  # [B, N, dim], [B, dim]
+        new_past = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block.extend(x, c, angles, None if past is None else past[i])  # [B, N, dim]
+            new_past.append(kv)
+        return state + self.out(self.norm(x)), new_past  # [B, N, D_in]
+
     def rollout(self, context: Tensor, conds: Tensor, context_conds: Tensor | None = None) -> Tensor:
         """Autoregressive prediction of the h states after `context`, feeding predictions back.
 
         context [B, k, N, D] holds s_0..s_{k-1}; conds [B, h, C] drive the future (conds[:, i] moves
         s_{k-1+i} to s_{k+i}); context_conds [B, k-1, C] are the context's own transitions, which
         modulate the context tokens the predictions attend to, so they are required when k > 1.
-        Returns s_k..s_{k+h-1}: [B, h, N, D]. Differentiable; wrap it in torch.no_grad() for planning.
+        Returns s_k..s_{k+h-1}: [B, h, N, D]. Each frame is computed once (cached keys and values).
+        Differentiable; wrap it in torch.no_grad() for planning.
         """
         k = context.shape[1]
         if context_conds is None:
@@ -66,8 +84,10 @@ class Predictor(nn.Module):
         if context_conds.shape[1] != k - 1:
             raise ValueError(f"context_conds must cover the {k - 1} context transitions, got {context_conds.shape[1]}")
         all_conds = torch.cat([context_conds, conds], dim=1)  # [B, k-1+h, C]: all_conds[:, t] moves s_t
-        seq = context  # [B, k, N, D]
-        for _ in range(conds.shape[1]):
-            pred = self(seq, all_conds[:, :seq.shape[1]])  # [B, n, N, D]
-            seq = torch.cat([seq, pred[:, -1:]], dim=1)  # [B, n+1, N, D]
-        return seq[:, k:]  # [B, h, N, D]
+        past, preds = None, []
+        for t in range(all_conds.shape[1]):
+            frame = context[:, t] if t < k else preds[-1]  # [B, N, D]
+            nxt, past = self.step(frame, all_conds[:, t], past)
+            if t >= k - 1:
+                preds.append(nxt)
+        return torch.stack(preds, dim=1)  # [B, h, N, D]

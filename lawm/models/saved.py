@@ -28,7 +28,31 @@ def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_c
                                      TypeAdapter(RegularizerConfig).validate_python(reg_cfg))
 
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {"latent_action_model": _latent_action_model}
+def _action_world_model(token_dim: int, grid: list[int], model_cfg: dict, action_scale: list[float],
+                        rollout_steps: int) -> nn.Module:
+    from lawm.config import ModelConfig
+    from lawm.models import ActionWorldModel, Predictor
+
+    m = ModelConfig.model_validate(model_cfg)
+    predictor = Predictor(token_dim, tuple(grid), len(action_scale), m.dim, m.depth, m.heads, m.mlp_ratio)
+    return ActionWorldModel(predictor, action_scale, rollout_steps)
+
+
+def _controller(**kwargs) -> nn.Module:
+    from lawm.models import Controller
+
+    return Controller(**kwargs)
+
+
+def _action_only_controller(**kwargs) -> nn.Module:
+    from lawm.models import ActionOnlyController
+
+    return ActionOnlyController(**kwargs)
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "latent_action_model": _latent_action_model, "action_world_model": _action_world_model,
+    "controller": _controller, "action_only_controller": _action_only_controller}
 
 
 def build(kind: str, kwargs: dict) -> nn.Module:

@@ -1,0 +1,54 @@
+"""The real-action world model: the latent-action predictor family conditioned on real actions.
+
+It is the paper's baseline (V-JEPA 2-AC on DROID, NWM on RECON): the same frame-causal Predictor,
+with the real action a_t entering through the same AdaLN-zero path where the latent z_t would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lawm.models.predictor import Predictor
+from lawm.nn import KV
+
+
+class ActionWorldModel(nn.Module):
+    """L = mean |s_{t+1} - p(s_{0:t}, a_t)| (teacher forcing) + the same on an r-step rollout.
+
+    Actions are divided by `action_scale` (the training data's per-dimension std) before the
+    predictor sees them, so every action dimension arrives at unit scale. With rollout_steps r > 1,
+    V-JEPA 2-AC's extra loss: from s_0 alone, the model's own predictions are fed back for r steps
+    and each is scored against the true state (gradients flow through the whole rollout).
+    """
+
+    def __init__(self, predictor: Predictor, action_scale: Sequence[float], rollout_steps: int = 1):
+        super().__init__()
+        if predictor.cond_dim != len(action_scale):
+            raise ValueError(f"the predictor takes {predictor.cond_dim}-d conditions, "
+                             f"action_scale has {len(action_scale)} dims")
+        self.predictor, self.rollout_steps = predictor, rollout_steps
+        self.register_buffer("action_scale", torch.tensor(list(action_scale), dtype=torch.float32))
+
+    def conds(self, actions: Tensor) -> Tensor:
+        """Real actions [..., A] -> predictor conditions [..., A] at unit scale."""
+        return actions / self.action_scale
+
+    def forward(self, states: Tensor, actions: Tensor) -> dict:
+        """states [B, T, N, D], actions [B, T-1, A] -> {loss, pred_loss, rollout_loss, pred}."""
+        c = self.conds(actions)  # [B, T-1, A]
+        pred = self.predictor(states[:, :-1], c)  # [B, T-1, N, D]: pred[:, t] ~ states[:, t+1]
+        pred_loss = (pred - states[:, 1:]).abs().mean()
+        r = min(self.rollout_steps, states.shape[1] - 1)
+        rollout_loss = pred_loss.new_zeros(())
+        if r > 1:
+            rolled = self.predictor.rollout(states[:, :1], c[:, :r])  # [B, r, N, D]
+            rollout_loss = (rolled - states[:, 1:r + 1]).abs().mean()
+        return {"loss": pred_loss + rollout_loss, "pred_loss": pred_loss, "rollout_loss": rollout_loss,
+                "pred": pred}
+
+    def step(self, state: Tensor, action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        """One planning step: state [B, N, D], real action [B, A] -> (next state [B, N, D], cache)."""
+        return self.predictor.step(state, self.conds(action), past)

@@ -1,0 +1,86 @@
+"""Controllers: real action (+ the state it acts from) -> the latent action the world model understands.
+
+The paper (digest 2.4) fits a small network with L2 to the frozen IDM's latent, z_t = g(s_t, s_{t+1}),
+so a latent-action world model can be driven, and planned through, with real actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lawm.models.predictor import Predictor
+from lawm.nn import KV, Block, CrossAttentionBlock, grid_positions, rope_angles
+
+
+def action_mlp(action_dim: int, dim: int) -> nn.Sequential:
+    """The 3-layer MLP that embeds a real action."""
+    return nn.Sequential(nn.Linear(action_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim),
+                         nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
+
+
+class Controller(nn.Module):
+    """The paper's controller: z_t = c(a_t, s_t).
+
+    The previous state's tokens go through two self-attention blocks (2-D RoPE over the grid); the
+    action, embedded by a 3-layer MLP, is the query of a cross-attention block over those tokens;
+    a linear layer maps the one output token to the latent size. Actions are divided by
+    `action_scale` first. Only the single previous state is seen, as in the paper.
+    """
+
+    def __init__(self, token_dim: int, grid: Sequence[int], action_dim: int, latent_dim: int, dim: int,
+                 heads: int, mlp_ratio: float, action_scale: Sequence[float]):
+        super().__init__()
+        self.grid, self.heads = tuple(grid), heads
+        self.register_buffer("action_scale", torch.tensor(list(action_scale), dtype=torch.float32))
+        self.inp = nn.Linear(token_dim, dim)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(2))
+        self.action_embed = action_mlp(action_dim, dim)
+        self.cross = CrossAttentionBlock(dim, heads, mlp_ratio)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, latent_dim)
+
+    def memory(self, states: Tensor) -> Tensor:
+        """states [B, N, D] -> the processed tokens [B, N, dim] the action reads."""
+        x = self.inp(states)  # [B, N, dim]
+        angles = rope_angles(grid_positions(1, self.grid, states.device), x.shape[-1] // self.heads)  # [N, hd/2]
+        for block in self.blocks:
+            x = block(x, angles)
+        return x
+
+    def read(self, memory: Tensor, actions: Tensor) -> Tensor:
+        """memory [B, N, dim] (from `memory`), actions [B, A] -> latents [B, L]."""
+        q = self.action_embed(actions / self.action_scale)[:, None]  # [B, 1, dim]
+        return self.head(self.norm(self.cross(q, memory)[:, 0]))  # [B, L]
+
+    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
+        """states [B, N, D], actions [B, A] -> latents [B, L]."""
+        return self.read(self.memory(states), actions)
+
+
+class ActionOnlyController(nn.Module):
+    """The ablation the paper reports failing: z_t = MLP(a_t), blind to the state (digest 2.4)."""
+
+    def __init__(self, action_dim: int, latent_dim: int, dim: int, action_scale: Sequence[float]):
+        super().__init__()
+        self.register_buffer("action_scale", torch.tensor(list(action_scale), dtype=torch.float32))
+        self.net = nn.Sequential(action_mlp(action_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, latent_dim))
+
+    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
+        """states [B, N, D] (ignored), actions [B, A] -> latents [B, L]."""
+        return self.net(actions / self.action_scale)
+
+
+class ControlledWorldModel(nn.Module):
+    """A latent-action predictor driven by real actions through a controller:
+    s_{i+1} = p(s_{0:i}, c(a_i, s_i)), the controller seeing the (predicted) state it acts from."""
+
+    def __init__(self, predictor: Predictor, controller: nn.Module):
+        super().__init__()
+        self.predictor, self.controller = predictor, controller
+
+    def step(self, state: Tensor, action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        """state [B, N, D], real action [B, A] -> (next state [B, N, D], cache)."""
+        return self.predictor.step(state, self.controller(state, action), past)
