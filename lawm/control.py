@@ -1,0 +1,70 @@
+"""Fitting controllers: (state, real action) -> the frozen IDM's latent action, on a labelled domain."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lawm.evaluation.suite import clip_tensor, latents
+from lawm.features import FeatureCache
+from lawm.models.controller import ControlledWorldModel
+from lawm.planning.cem import rollout
+
+
+def domain_actions(cache: FeatureCache, domain: str, split: str = "train") -> Tensor:
+    """Every real action between consecutive states of `domain`'s `split` clips: [M, A]."""
+    rows = cache.select(split, [domain])
+    if rows.empty:
+        raise ValueError(f"no cached {split} clips of domain {domain!r}")
+    acts = torch.cat([cache.actions(cid) for cid in rows["clip_id"]])
+    if acts.shape[1] == 0:
+        raise ValueError(f"domain {domain!r} has no real actions (its ground truth has no action_* columns)")
+    return acts
+
+
+class Transitions(Dataset):
+    """(s_t, a_t, z_t) of every transition of `domain`'s `split` clips, z_t = the IDM's deterministic
+    latent (the mean for `noisy`, the code for `vq`). Held in memory: {"states" [N, D], "actions" [A], "z" [L]}."""
+
+    def __init__(self, lam, cache: FeatureCache, domain: str, split: str):
+        rows = cache.select(split, [domain])
+        if rows.empty:
+            raise ValueError(f"no cached {split} clips of domain {domain!r}")
+        clips = clip_tensor(cache, rows)  # [M, S, N, D]
+        self.states = clips[:, :-1].flatten(0, 1)  # [M*(S-1), N, D]
+        self.actions = torch.cat([cache.actions(cid) for cid in rows["clip_id"]])  # [M*(S-1), A]
+        self.z = latents(lam, clips).flatten(0, 1)  # [M*(S-1), L]
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"states": self.states[i], "actions": self.actions[i], "z": self.z[i]}
+
+
+def controller_loss(controller, batch: dict):
+    """L2 to the IDM's latent (squared error, mean over the latent's dimensions)."""
+    loss = (controller(batch["states"], batch["actions"]) - batch["z"]).pow(2).mean()
+    return loss, {}
+
+
+@torch.no_grad()
+def rollout_errors(lam, controllers: dict, cache: FeatureCache, domain: str, split: str = "val",
+                   batch_size: int = 32) -> dict[str, Tensor]:
+    """Open-loop rollouts of whole held-out clips from their first state: L1 per step [S-1] for
+    `idm` (the IDM's latents of the true clip: the upper bound) and for each controller (driven by
+    the true real actions, seeing its own predicted states, as when planning)."""
+    rows = cache.select(split, [domain])
+    clips = clip_tensor(cache, rows)  # [M, S, N, D]
+    actions = torch.stack([cache.actions(cid) for cid in rows["clip_id"]])  # [M, S-1, A]
+    sums = {name: torch.zeros(clips.shape[1] - 1) for name in ["idm", *controllers]}
+    for lo in range(0, len(clips), batch_size):
+        states, acts = clips[lo:lo + batch_size], actions[lo:lo + batch_size]  # [b, S, N, D], [b, S-1, A]
+        z = lam.infer_latents(states)  # [b, S-1, L]
+        preds = {"idm": lam.predictor.rollout(states[:, :1], z)}  # [b, S-1, N, D]
+        for name, ctrl in controllers.items():
+            preds[name] = rollout(ControlledWorldModel(lam.predictor, ctrl), states[:, 0], acts)
+        for name, pred in preds.items():
+            sums[name] += (pred - states[:, 1:]).abs().mean(dim=(2, 3)).sum(0)
+    return {name: s / len(clips) for name, s in sums.items()}

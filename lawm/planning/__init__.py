@@ -1,0 +1,1 @@
+"""Planning through world models: batched CEM, the paper's offline protocols, closed-loop control."""

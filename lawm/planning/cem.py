@@ -1,0 +1,120 @@
+"""Batched cross-entropy method: every sample of every episode goes through one rollout per iteration.
+
+Dynamics are anything with `step(state [B, N, D], action [B, A], past) -> (next [B, N, D], past)`:
+the real-action world model, or a latent-action predictor driven through a controller. Plans are
+sampled in normalised action units (real action / the data's per-dimension std), so one unit
+variance suits every domain, as the paper's "mean 0, unit variance" initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lawm.config import CEMConfig
+
+CostFn = Callable[[Tensor], Tensor]  # plans [E, S, H, A] (normalised) -> costs [E, S]
+
+
+@dataclass(frozen=True)
+class ActionSpace:
+    """Real actions of a domain: per-dimension std (the normalisation unit) and observed range."""
+
+    scale: Tensor  # [A]
+    low: Tensor  # [A]
+    high: Tensor  # [A]
+
+    @classmethod
+    def from_actions(cls, actions: Tensor) -> ActionSpace:
+        """From training transitions [M, A]."""
+        return cls(actions.std(0).clamp_min(1e-6), actions.min(0).values, actions.max(0).values)
+
+    def to_real(self, plans: Tensor) -> Tensor:
+        """Normalised [..., A] -> real actions, clipped to the observed range."""
+        return torch.maximum(torch.minimum(plans * self.scale, self.high), self.low)
+
+    @property
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """(low, high) in normalised units, [A] each."""
+        return self.low / self.scale, self.high / self.scale
+
+
+def rollout(dynamics, start: Tensor, actions: Tensor) -> Tensor:
+    """start [B, N, D], real actions [B, H, A] -> the predicted states s_1..s_H [B, H, N, D]."""
+    past, state, states = None, start, []
+    for i in range(actions.shape[1]):
+        state, past = dynamics.step(state, actions[:, i], past)  # [B, N, D]
+        states.append(state)
+    return torch.stack(states, dim=1)
+
+
+def goal_cost(dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch: int) -> CostFn:
+    """Cost of normalised plans [E, S, H, A]: ||s_H - s_goal||_2 from each episode's start.
+
+    starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed.
+    """
+
+    @torch.no_grad()
+    def cost(plans: Tensor) -> Tensor:
+        E, S = plans.shape[:2]
+        flat = space.to_real(plans).flatten(0, 1)  # [E*S, H, A]
+        episode = torch.arange(E).repeat_interleave(S)  # [E*S]
+        out = torch.empty(E * S)
+        for lo in range(0, E * S, batch):
+            idx = episode[lo:lo + batch]
+            final = rollout(dynamics, starts[idx], flat[lo:lo + batch])[:, -1]  # [b, N, D]
+            out[lo:lo + batch] = (final - goals[idx]).flatten(1).norm(dim=1)
+        return out.view(E, S)
+
+    return cost
+
+
+def _gaussian(mean: Tensor, std: Tensor, samples: int, low: Tensor, high: Tensor,
+              generator: torch.Generator) -> Tensor:
+    """mean, std [E, steps, A] -> clipped samples [E, S, steps, A]."""
+    noise = torch.randn(mean.shape[0], samples, *mean.shape[1:], generator=generator)
+    return torch.maximum(torch.minimum(mean[:, None] + std[:, None] * noise, high), low)
+
+
+def _as_plans(samples: Tensor, horizon: int) -> Tensor:
+    """[E, S, steps, A] -> plans [E, S, H, A]: a straight-line sample (steps = 1) repeats its action."""
+    return samples.expand(-1, -1, horizon, -1)
+
+
+def sample_plans(episodes: int, action_dim: int, cfg: CEMConfig, low: Tensor, high: Tensor,
+                 generator: torch.Generator) -> Tensor:
+    """One plan per episode [E, H, A] (normalised) from CEM's initial distribution: the random planner."""
+    steps = 1 if cfg.straight_line else cfg.horizon
+    mean = torch.zeros(episodes, steps, action_dim)
+    return _as_plans(_gaussian(mean, torch.full_like(mean, cfg.init_std), 1, low, high, generator),
+                     cfg.horizon)[:, 0].contiguous()
+
+
+def cem(cost: CostFn, episodes: int, action_dim: int, cfg: CEMConfig, low: Tensor, high: Tensor,
+        generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Minimise `cost` over plans [E, H, A] for all episodes at once.
+
+    Each iteration samples `samples` plans per episode around the current mean (the mean itself is
+    always sample 0, as in jepa-wms), scores them in one batched call, and refits mean and std to
+    the `elites` cheapest. Straight-line plans (`cfg.straight_line`) search one action repeated over
+    the horizon. Returns the cheapest plan seen [E, H, A] (normalised) and its cost [E].
+    """
+    steps = 1 if cfg.straight_line else cfg.horizon
+    mean = torch.zeros(episodes, steps, action_dim)  # [E, steps, A]
+    std = torch.full_like(mean, cfg.init_std)
+    best, best_cost = mean.clone(), torch.full((episodes,), float("inf"))
+    for _ in range(cfg.iterations):
+        samples = _gaussian(mean, std, cfg.samples, low, high, generator)  # [E, S, steps, A]
+        samples[:, 0] = torch.maximum(torch.minimum(mean, high), low)
+        costs = cost(_as_plans(samples, cfg.horizon))  # [E, S]
+        elite_cost, idx = costs.topk(cfg.elites, dim=1, largest=False)  # [E, K]
+        elites = samples.gather(1, idx[:, :, None, None].expand(-1, -1, steps, action_dim))  # [E, K, steps, A]
+        mean = elites.mean(1)
+        if cfg.elites > 1:
+            std = elites.std(1, correction=0)
+        better = elite_cost[:, 0] < best_cost
+        best[better], best_cost[better] = elites[better, 0], elite_cost[better, 0]
+    return best.expand(-1, cfg.horizon, -1).contiguous(), best_cost

@@ -1,0 +1,147 @@
+"""Closed-loop model-predictive control in the simulators, toward a goal observation.
+
+Each episode: a fresh simulator scene; a reference copy explores for `goal_steps` transitions and
+its last observation is the goal. The planner then sees only observations (never a pose): every
+transition it encodes its last observation, plans with CEM toward the goal state, executes the
+first action and observes again, for `steps` transitions. Success is measured afterwards, from the
+simulator's pose: the final position within `success_radius` of the reference's.
+
+Timing follows the cached clips: a state is a tubelet of frames `gap` native frames apart, and a
+transition spans `per_state` native frames. The observation after a transition is the tubelet
+ending at the current frame; the executed real action (the sum over the transition, as in the
+cache) is spread evenly over its native frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lawm.config import ClosedLoopConfig
+from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout, sample_plans
+from lawm.planning.protocols import ORACLE, RANDOM
+
+
+@dataclass(frozen=True)
+class Timing:
+    gap: int  # native frames between the frames of one tubelet
+    tubelet: int  # frames per state
+    per_state: int  # native frames per transition (= gap * tubelet)
+
+    @classmethod
+    def of(cls, world_fps: float, clip_fps: float, tubelet: int) -> Timing:
+        gap = world_fps / clip_fps
+        if abs(gap - round(gap)) > 1e-6 or round(gap) < 1:
+            raise ValueError(f"closed loop needs the world fps ({world_fps}) to be a whole multiple of the clip fps ({clip_fps})")
+        return cls(round(gap), tubelet, round(gap) * tubelet)
+
+
+class Episode:
+    """One simulator run with its history of native frames."""
+
+    def __init__(self, sim, timing: Timing):
+        self.sim, self.timing = sim, timing
+        self.frames = [sim.frame()] * ((timing.tubelet - 1) * timing.gap + 1)  # at rest before the start
+        self.native_actions: list[np.ndarray] = []
+
+    def observation(self) -> np.ndarray:
+        """The last tubelet: [tubelet, S, S, 3] uint8, frames `gap` apart, ending now."""
+        g, tb = self.timing.gap, self.timing.tubelet
+        return np.stack([self.frames[-1 - g * (tb - 1 - i)] for i in range(tb)])
+
+    def execute(self, action: np.ndarray) -> None:
+        """One transition: the real action spread over its native frames."""
+        for _ in range(self.timing.per_state):
+            self.native_step(action / self.timing.per_state)
+
+    def native_step(self, action: np.ndarray) -> None:
+        self.native_actions.append(self.sim.step(np.asarray(action, np.float64)))
+        self.frames.append(self.sim.frame())
+
+
+def encode(encoder, episodes: list[Episode]) -> Tensor:
+    """The current observation of every episode as a state: [E, N, D]."""
+    frames = torch.from_numpy(np.stack([e.observation() for e in episodes]))  # [E, tubelet, S, S, 3]
+    return encoder.encode(frames)[:, 0]
+
+
+def pose_error(domain: str, pose: np.ndarray, goal: np.ndarray) -> tuple[float, float]:
+    """(position distance, |heading difference| in radians; 0 for the arm)."""
+    dist = float(np.hypot(*(pose[:2] - goal[:2])))
+    if domain != "nav":
+        return dist, 0.0
+    return dist, float(abs((pose[2] - goal[2] + np.pi) % (2 * np.pi) - np.pi))
+
+
+@dataclass
+class Result:
+    success: np.ndarray  # [E] bool
+    distance: np.ndarray  # [E] final position error
+    start_distance: np.ndarray  # [E] position error before acting
+    heading: np.ndarray  # [E] final heading error (nav)
+    frames: list[list[np.ndarray]]  # per episode, the native frames executed
+    goal_frames: list[np.ndarray]  # per episode, the goal observation's last frame
+    predicted: Tensor | None  # [E, H, N, D] the first plan's predicted states (world-model planners)
+
+
+def run(planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: ClosedLoopConfig, timing: Timing,
+        domain: str, batch: int, seed: int, progress=None) -> Result:
+    """Closed-loop control of `episodes` fresh scenes by `planner` (dynamics, RANDOM or ORACLE).
+
+    make_sim(i) builds scene i; every planner gets the same scenes and goals for the same seed.
+    """
+    rng = np.random.default_rng(seed)
+    runs, goals, goal_obs, ref_actions = [], [], [], []
+    for i in range(episodes):
+        sim = make_sim(i)
+        ref = Episode(sim.copy(), timing)
+        for a in sim.explore_actions(rng, cfg.goal_steps * timing.per_state):
+            ref.native_step(a)
+        runs.append(Episode(sim, timing))
+        goals.append(ref.sim.pose())
+        goal_obs.append(ref.observation())
+        ref_actions.append(ref.native_actions)
+    goal_states = encoder.encode(torch.from_numpy(np.stack(goal_obs)))[:, 0]  # [E, N, D]
+    start = np.array([pose_error(domain, e.sim.pose(), g)[0] for e, g in zip(runs, goals)])
+    g = torch.Generator().manual_seed(seed)
+    low, high = space.bounds
+    predicted = None
+    for step in range(cfg.steps):
+        if planner == ORACLE:  # replay the reference's own native actions, then hold still
+            for e, acts in zip(runs, ref_actions):
+                chunk = acts[step * timing.per_state:(step + 1) * timing.per_state]
+                for a in chunk or [np.zeros_like(acts[0])] * timing.per_state:
+                    e.native_step(a)
+            continue
+        if planner == RANDOM:
+            actions = space.to_real(sample_plans(episodes, len(space.scale), cfg.cem, low, high, g))[:, 0]  # [E, A]
+        else:
+            states = encode(encoder, runs)  # [E, N, D]
+            best, _ = cem(goal_cost(planner, space, states, goal_states, batch), episodes, len(space.scale),
+                          cfg.cem, low, high, g)
+            actions = space.to_real(best)  # [E, H, A]
+            if predicted is None:
+                with torch.no_grad():
+                    predicted = rollout(planner, states, actions)  # [E, H, N, D]
+            actions = actions[:, 0]
+        for e, a in zip(runs, actions.numpy()):
+            e.execute(a)
+        if progress is not None:
+            progress(step + 1)
+    errors = [pose_error(domain, e.sim.pose(), goal) for e, goal in zip(runs, goals)]
+    distance, heading = np.array([d for d, _ in errors]), np.array([h for _, h in errors])
+    success = (distance <= cfg.success_radius) & (heading <= cfg.success_yaw)
+    return Result(success, distance, start, heading, [e.frames for e in runs], [o[-1] for o in goal_obs], predicted)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)

@@ -1,0 +1,138 @@
+"""Batched CEM, the offline protocols' metrics and the closed-loop bookkeeping, on hand-made cases."""
+
+import math
+
+import pytest
+import torch
+
+from lawm.config import CEMConfig, ProtocolConfig
+from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout, sample_plans
+from lawm.planning.closed_loop import Timing, wilson_interval
+from lawm.planning.protocols import ORACLE, RANDOM, Segments, arm_delta, ate, integrate_poses, plan, rpe
+
+BOX = torch.full((2,), -3.0), torch.full((2,), 3.0)
+
+
+def cfg(**kw) -> CEMConfig:
+    base = dict(samples=300, elites=10, iterations=15, horizon=3, init_std=1.0, straight_line=False)
+    return CEMConfig(**{**base, **kw})
+
+
+class Integrator:
+    """Toy dynamics: the state is a position (one token of 2 numbers); an action moves it by itself."""
+
+    def step(self, state, action, past=None):
+        return state + action[:, None, :], past
+
+
+def test_cem_finds_each_episodes_own_optimum():
+    targets = torch.tensor([[[0.5, -1.0], [1.5, 0.2], [-0.3, 0.7]], [[-2.0, 1.0], [0.0, 0.0], [2.5, -2.5]]])  # [E, H, A]
+    best, cost = cem(lambda plans: (plans - targets[:, None]).pow(2).sum((-1, -2)), 2, 2, cfg(), *BOX,
+                     torch.Generator().manual_seed(0))
+    torch.testing.assert_close(best, targets, atol=0.03, rtol=0)
+    assert (cost < 1e-3).all()
+
+
+def test_cem_respects_the_bounds_and_straight_lines_repeat_one_action():
+    target = torch.tensor([5.0, 0.4])  # outside the box on the first dimension
+    straight = cfg(horizon=4, straight_line=True)
+    best, _ = cem(lambda plans: (plans - target).pow(2).sum((-1, -2)), 3, 2, straight, *BOX,
+                  torch.Generator().manual_seed(1))
+    assert best.shape == (3, 4, 2)
+    torch.testing.assert_close(best, best[:, :1].expand(-1, 4, -1))  # one action over the horizon
+    torch.testing.assert_close(best[0, 0], torch.tensor([3.0, 0.4]), atol=1e-3, rtol=0)  # clipped at the wall
+    plans = sample_plans(500, 2, straight, *BOX, torch.Generator().manual_seed(2))
+    assert plans.shape == (500, 4, 2) and plans.abs().max() <= 3.0
+    assert (plans == plans[:, :1]).all()
+
+
+def test_planning_through_dynamics_recovers_the_true_action_sum():
+    """Goal = start + sum of the true actions, so the planned actions must add up to the true ones."""
+    space = ActionSpace.from_actions(torch.randn(1000, 2) * torch.tensor([0.1, 0.3]))
+    true = torch.tensor([[[0.05, -0.2], [0.1, 0.1], [-0.05, 0.25]]]).repeat(4, 1, 1) * torch.arange(1, 5)[:, None, None] / 4
+    starts = torch.randn(4, 1, 2)
+    goals = rollout(Integrator(), starts, true)[:, -1]  # [E, 1, 2]
+    segments = Segments(torch.stack([starts, goals], 1), true, ["c"] * 4, [0] * 4)
+    protocol = ProtocolConfig(**cfg().model_dump(), episodes=4)
+    planned = plan(Integrator(), segments, space, protocol, batch=128, seed=0)
+    assert arm_delta(planned.actions, true).max() < 0.01
+    assert (planned.cost < 0.01).all()
+    assert arm_delta(plan(ORACLE, segments, space, protocol, 128, 0).actions, true).max() == 0
+    random = plan(RANDOM, segments, space, protocol, 128, 0).actions
+    assert arm_delta(random, true).mean() > 0.05
+
+
+def test_goal_cost_batches_do_not_change_the_result():
+    space = ActionSpace.from_actions(torch.randn(100, 2))
+    starts, goals = torch.randn(3, 1, 2), torch.randn(3, 1, 2)
+    plans = torch.randn(3, 7, 2, 2)
+    a = goal_cost(Integrator(), space, starts, goals, batch=4)(plans)
+    b = goal_cost(Integrator(), space, starts, goals, batch=1000)(plans)
+    torch.testing.assert_close(a, b)
+    manual = (starts[:, None] + space.to_real(plans).sum(2)[:, :, None] - goals[:, None]).flatten(2).norm(dim=-1)
+    torch.testing.assert_close(a, manual)
+
+
+def test_arm_delta_on_a_hand_made_case():
+    planned = torch.tensor([[[0.1, 0.0], [0.0, 0.1], [0.1, 0.1]]])
+    true = torch.tensor([[[0.2, 0.1], [0.0, 0.0], [0.0, 0.0]]])
+    torch.testing.assert_close(arm_delta(planned, true), torch.tensor([0.1]))  # |0.2-0.2| + |0.2-0.1|
+
+
+def test_poses_integrate_in_the_body_frame():
+    quarter = math.pi / 2
+    actions = torch.tensor([[[1.0, 0.0, quarter], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])  # forward, turn right, forward, strafe
+    poses = integrate_poses(actions)[0]
+    torch.testing.assert_close(poses[:, :2], torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]),
+                               atol=1e-6, rtol=0)
+    assert ate(actions, actions).item() == 0 and rpe(actions, actions).item() == 0
+
+
+def test_ate_and_rpe_on_a_hand_made_case():
+    true = torch.tensor([[[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])  # straight ahead: (1, 0), (2, 0)
+    slow = torch.tensor([[[0.5, 0.0, 0.0], [0.5, 0.0, 0.0]]])  # (0.5, 0), (1, 0)
+    torch.testing.assert_close(ate(slow, true), torch.tensor([0.75]))  # mean(0.5, 1.0)
+    torch.testing.assert_close(rpe(slow, true), torch.tensor([0.5]))  # each step is 0.5 short
+    turned = torch.tensor([[[0.0, 0.0, math.pi / 2], [1.0, 0.0, 0.0]]])  # turn, then the same local move
+    straight = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    assert rpe(turned, straight).item() == pytest.approx(0.0, abs=1e-6)  # relative moves agree
+    assert ate(turned, straight).item() == pytest.approx(math.sqrt(2) / 2, abs=1e-6)  # absolute ones do not
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    lo, hi = wilson_interval(100, 100)
+    assert hi == pytest.approx(1.0) and 0.95 < lo < 0.97
+
+
+def test_timing_follows_the_clips():
+    t = Timing.of(8.0, 4.0, 2)
+    assert (t.gap, t.tubelet, t.per_state) == (2, 2, 4)
+    with pytest.raises(ValueError, match="whole multiple"):
+        Timing.of(8.0, 3.0, 2)
+
+
+@pytest.mark.parametrize("domain", ["arm", "nav"])
+def test_closed_loop_oracle_reaches_every_goal_and_random_rarely_does(tiny_params, domain):
+    from functools import partial
+
+    from lawm.config import ClosedLoopConfig
+    from lawm.encoders import PixelsEncoder
+    from lawm.planning.closed_loop import run
+    from lawm.worlds import make_sim
+
+    cl = ClosedLoopConfig(episodes=12, goal_steps=3, steps=4, success_radius=0.03, success_yaw=0.1,
+                          cem=cfg(samples=4, elites=2, iterations=1, horizon=1))
+    A = 2 if domain == "arm" else 3
+    space = ActionSpace.from_actions(torch.randn(500, A) * 0.05)
+    encoder = PixelsEncoder(32, 8, 2)
+    sims = partial(make_sim, domain, tiny_params.worlds, 0)
+    timing = Timing.of(tiny_params.worlds.fps, tiny_params.clips.fps, 2)
+    oracle = run(ORACLE, sims, 12, encoder, space, cl, timing, domain, 64, seed=3)
+    random = run(RANDOM, sims, 12, encoder, space, cl, timing, domain, 64, seed=3)
+    assert oracle.success.all() and oracle.distance.max() < 1e-9
+    assert (oracle.start_distance == random.start_distance).all()  # the same scenes and goals
+    assert oracle.start_distance.mean() > 0.05  # the goals are somewhere else
+    assert random.success.mean() < 0.5
+    assert len(oracle.frames[0]) == len(random.frames[0]) == 1 + 1 * timing.gap + 4 * timing.per_state
