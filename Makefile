@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make repro   install, then rebuild the whole pipeline (`dvc repro`) and show its metrics
+#   make repro   install, rebuild the whole pipeline (`dvc repro`), show its metrics and the report's path
 #   make test    install, then run the test suite
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 repro: install
 	dvc repro
 	dvc metrics show
+	@echo "report: $(CURDIR)/data/report/report.md"
 
 test: install
 	pytest -q
@@ -26,6 +27,8 @@ test: install
 bench: install
 	python benchmarks/decode.py
 	python benchmarks/feature_cache.py
+	python benchmarks/planning.py
 
 clean-data:
-	rm -rf data/worlds data/clips data/features data/metrics mlflow.db mlruns
+	rm -rf data/worlds data/clips data/features data/latent_actions data/evaluation data/world_models \
+		data/controllers data/planning data/report data/metrics mlflow.db mlruns

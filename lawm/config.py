@@ -222,6 +222,71 @@ class LatentActionsConfig(Strict):
         return self
 
 
+class WorldModelConfig(Strict):
+    """Stage `train_world_model@{domain}`: the predictor conditioned on real actions (the baseline).
+
+    Its sizes are `latent_actions.model`'s (dim, depth, heads, mlp_ratio): the same predictor family.
+    """
+
+    domains: Annotated[list[str], Field(min_length=1)]  # the DVC matrix: labelled domains
+    window: Annotated[int, Field(ge=2)]
+    rollout_steps: PositiveInt  # 1 = teacher forcing only; V-JEPA 2-AC adds a 2-step rollout loss
+    train: TrainConfig
+
+
+class ControllerConfig(Strict):
+    """Stage `fit_controller@{variant,domain}`: real action + previous state -> latent action."""
+
+    variants: Annotated[list[str], Field(min_length=1)]  # latent-action variants that get a controller
+    dim: PositiveInt
+    heads: PositiveInt
+    mlp_ratio: PositiveFloat
+    train: TrainConfig
+
+
+class CEMConfig(Strict):
+    """A cross-entropy-method budget; actions are sampled in units of the data's action std."""
+
+    samples: Annotated[int, Field(ge=2)]
+    elites: PositiveInt
+    iterations: PositiveInt
+    horizon: PositiveInt
+    init_std: PositiveFloat
+    straight_line: bool  # one action repeated over the horizon (the RECON protocol)
+
+    @model_validator(mode="after")
+    def _elites_fit(self):
+        if self.elites > self.samples:
+            raise ValueError(f"elites ({self.elites}) exceed samples ({self.samples})")
+        return self
+
+
+class ProtocolConfig(CEMConfig):
+    """An offline planning protocol: `episodes` start/goal pairs from held-out clips."""
+
+    episodes: PositiveInt
+
+
+class ClosedLoopConfig(Strict):
+    """Model-predictive control in the simulators toward a goal observation."""
+
+    episodes: PositiveInt
+    goal_steps: PositiveInt  # the goal is this many state transitions of exploration away
+    steps: PositiveInt  # transitions executed by the controller (no success signal inside the loop)
+    success_radius: PositiveFloat  # final distance to the goal position (fraction of the frame / view sides)
+    success_yaw: PositiveFloat  # nav: final heading error (radians)
+    cem: CEMConfig
+
+
+class PlanningConfig(Strict):
+    """Stage `evaluate_planning`: the paper's offline protocols and closed-loop control."""
+
+    arm: ProtocolConfig  # DROID protocol: start and goal `horizon` states apart, |sum planned - sum true|_1
+    nav: ProtocolConfig  # RECON protocol: straight-line plans, ATE and RPE
+    closed_loop: ClosedLoopConfig
+    batch: PositiveInt  # rollouts evaluated per forward pass (memory bound)
+
+
 # --- the whole file -----------------------------------------------------------------------------
 
 
@@ -231,6 +296,9 @@ class Params(Strict):
     clips: ClipsConfig
     features: FeaturesConfig
     latent_actions: LatentActionsConfig
+    world_model: WorldModelConfig
+    controller: ControllerConfig
+    planning: PlanningConfig
 
     @model_validator(mode="after")
     def _clip_fits_tubelets(self):
@@ -239,9 +307,19 @@ class Params(Strict):
             raise ValueError(f"clips.frames ({self.clips.frames}) must be a multiple of "
                              f"features.encoder.tubelet ({tubelet})")
         states = self.clips.frames // tubelet
-        if self.latent_actions.window > states:
-            raise ValueError(f"latent_actions.window ({self.latent_actions.window}) exceeds the "
-                             f"{states} states per clip (clips.frames / tubelet)")
+        for name, window in (("latent_actions", self.latent_actions.window), ("world_model", self.world_model.window)):
+            if window > states:
+                raise ValueError(f"{name}.window ({window}) exceeds the {states} states per clip "
+                                 f"(clips.frames / tubelet)")
+        for name, cem in (("arm", self.planning.arm), ("nav", self.planning.nav)):
+            if cem.horizon >= states:
+                raise ValueError(f"planning.{name}.horizon ({cem.horizon}) needs horizon + 1 states in a clip, "
+                                 f"which has {states}")
+        untrained = [v for v in self.controller.variants if v not in self.latent_actions.variants]
+        if untrained:
+            raise ValueError(f"controller.variants {untrained} are not in latent_actions.variants (nothing trains them)")
+        if any(self.latent_actions.regularizers[v].kind == "zero" for v in self.controller.variants):
+            raise ValueError("controller.variants: a `zero` model has no latent actions to control")
         return self
 
     def regularizer(self, variant: str) -> RegularizerConfig:
@@ -249,6 +327,11 @@ class Params(Strict):
             raise ConfigError(f"unknown variant {variant!r}; latent_actions.regularizers has "
                               f"{sorted(self.latent_actions.regularizers)}")
         return self.latent_actions.regularizers[variant]
+
+    def labelled_domain(self, domain: str) -> str:
+        if domain not in self.world_model.domains:
+            raise ConfigError(f"unknown labelled domain {domain!r}; world_model.domains has {self.world_model.domains}")
+        return domain
 
 
 class ConfigError(ValueError):

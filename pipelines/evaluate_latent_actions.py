@@ -55,4 +55,4 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
 
 
 if __name__ == "__main__":
-    main(evaluate_latent_actions, __doc__, variant=True)
+    main(evaluate_latent_actions, __doc__, matrix=("variant",))

@@ -66,4 +66,4 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
 
 
 if __name__ == "__main__":
-    main(train_latent_actions, __doc__, variant=True)
+    main(train_latent_actions, __doc__, matrix=("variant",))

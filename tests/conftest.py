@@ -57,6 +57,19 @@ def tiny_params(repo_params, tmp_path):
         "latent_actions.model": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "idm_depth": 1, "latent_dim": 4},
         "latent_actions.train.steps": 8, "latent_actions.train.batch_size": 4,
         "latent_actions.train.checkpoint_every": 4, "latent_actions.train.log_every": 2,
+        "world_model.window": 4, "world_model.train.steps": 6, "world_model.train.batch_size": 4,
+        "world_model.train.checkpoint_every": 3, "world_model.train.log_every": 2,
+        "controller.dim": 16, "controller.heads": 2, "controller.train.steps": 6,
+        "controller.train.batch_size": 8, "controller.train.checkpoint_every": 3, "controller.train.log_every": 2,
+        "planning.batch": 256,
+        "planning.arm": {"episodes": 4, "samples": 8, "elites": 2, "iterations": 2, "horizon": 3, "init_std": 1.0,
+                         "straight_line": False},
+        "planning.nav": {"episodes": 4, "samples": 8, "elites": 1, "iterations": 1, "horizon": 3, "init_std": 1.0,
+                         "straight_line": True},
+        "planning.closed_loop": {"episodes": 3, "goal_steps": 2, "steps": 2, "success_radius": 0.05,
+                                 "success_yaw": 0.25,
+                                 "cem": {"samples": 4, "elites": 2, "iterations": 1, "horizon": 1, "init_std": 1.0,
+                                         "straight_line": False}},
     })
 
 

@@ -87,3 +87,27 @@ def test_stage_stops_before_any_work_on_invalid_params(tmp_path):
     assert proc.returncode == 2
     assert "clips.fps: Input should be greater than 0" in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing was written
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pipelines.fit_controller", "sparse", "wild"], "unknown labelled domain 'wild'"),
+    (["pipelines.fit_controller", "sprase", "arm"], "unknown variant 'sprase'"),
+    (["pipelines.train_world_model", "moon"], "unknown labelled domain 'moon'"),
+])
+def test_matrix_stages_reject_an_unknown_variant_or_domain(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", *args, "--params", str(ROOT / "params.yaml")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_planning_settings_are_checked_against_the_data(repo_params):
+    with pytest.raises(ConfigError, match="planning.arm.horizon"):
+        with_overrides(repo_params, {"planning.arm": {**repo_params.planning.arm.model_dump(), "horizon": 8}})
+    with pytest.raises(ConfigError, match="elites"):
+        with_overrides(repo_params, {"planning.nav": {**repo_params.planning.nav.model_dump(), "elites": 500}})
+    with pytest.raises(ConfigError, match="not in latent_actions.variants"):
+        with_overrides(repo_params, {"controller.variants": ["sparse", "zero_typo"]})
+    with pytest.raises(ConfigError, match="no latent actions"):
+        with_overrides(repo_params, {"controller.variants": ["zero"]})

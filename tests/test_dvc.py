@@ -31,7 +31,8 @@ def project(tiny_params, tmp_path, prefect_server):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
     params = with_overrides(tiny_params, {"clips.sources": "data/worlds", "clips.val_share": 0.5,
-                                          "latent_actions.variants": ["none", "zero"]})
+                                          "latent_actions.variants": ["none", "zero"],
+                                          "controller.variants": ["none"]})
     (repo / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "DVC_NO_ANALYTICS": "1",
            "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
@@ -48,13 +49,24 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     dvc = [sys.executable, "-m", "dvc"]
     out = run(dvc + ["repro"], repo, env)
     for stage in ("worlds", "extract_clips", "cache_features", "train_latent_actions@none",
-                  "evaluate_latent_actions@zero", "compare_latent_actions"):
+                  "evaluate_latent_actions@zero", "compare_latent_actions", "train_world_model@arm",
+                  "train_world_model@nav", "fit_controller@none-arm", "fit_controller@none-nav",
+                  "evaluate_planning", "report"):
         assert f"Running stage '{stage}'" in out
     assert (repo / "data/features/index.parquet").is_file()
+    report = (repo / "data/report/report.md").read_text()
+    assert "data/report/report.md" in out  # the last stage prints where the report is
+    for section in ("Capacity", "Table 1", "Tables S1/S2", "Table S1-right", "Table S2-right", "Closed-loop"):
+        assert section in report
     metrics = json.loads(run(dvc + ["metrics", "show", "--json"], repo, env))
     shown = json.dumps(metrics)
     assert "clips_per_second" in shown and "videos_rejected" in shown and "wild_videos" in shown
     assert "leakage_ratio" in shown and "probe_r2_camera" in shown and "val_one_step_l1" in shown
+    assert "controller_ratio" in shown and "val_rollout_l1" in shown
+    planning = json.loads((repo / "data/metrics/evaluate_planning.json").read_text())
+    assert planning["arm"]["offline"]["oracle"]["delta"] == 0 and planning["nav"]["offline"]["oracle"]["ate"] == 0
+    assert planning["arm"]["closed_loop"]["oracle"]["success"] == 1.0
+    assert set(planning["nav"]["closed_loop"]) == {"world_model", "none", "random", "oracle"}
 
     clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())["clips"]
     out = run(dvc + ["repro"], repo, env)

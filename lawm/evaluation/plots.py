@@ -77,3 +77,19 @@ def rollout_strip(to_frames, rollouts: dict[str, torch.Tensor], index: int, path
     with atomic_path(path) as tmp:
         Image.fromarray(strip).save(tmp, format="png")
     return Path(path)
+
+
+def plan_strip(executed: list[np.ndarray], predicted: np.ndarray | None, goal: np.ndarray, path: Path) -> Path:
+    """Top row: the executed frames, then the goal (after a gap); bottom row: the frames the planner's
+    first plan predicted (its world model's rollout), aligned with the executed transitions."""
+    from PIL import Image
+
+    h, w = goal.shape[:2]
+    blank = np.full((h, w, 3), 255, np.uint8)
+    top = [*executed, blank, goal]
+    bottom = [blank, *(list(predicted) if predicted is not None else [])]
+    bottom += [blank] * (len(top) - len(bottom))
+    strip = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom[:len(top)], axis=1)], axis=0)
+    with atomic_path(path) as tmp:
+        Image.fromarray(strip).save(tmp, format="png")
+    return Path(path)

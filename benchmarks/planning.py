@@ -1,0 +1,108 @@
+"""Batched CEM against a loop over samples, on the same world model at the paper's DROID settings.
+
+    python benchmarks/planning.py [--quick]
+
+Model: the real-action world model and a latent-action predictor driven through the controller,
+both at params.yaml's sizes (latent_actions.model, controller) on the default pixels states (4x4
+tokens of 1536), randomly initialised with every AdaLN gate open (inference cost does not depend
+on the weights). Work: CEM with 300 samples, 10 elites, horizon 3 (the paper's DROID protocol),
+goal cost ||s_H - s_goal||_2.
+
+  batched   `lawm.planning.cem.goal_cost`: all samples of an iteration in one rollout (KV-cached)
+  loop      the same rollouts one sample at a time (batch 1), the same KV-cached steps
+
+One CEM iteration of one episode is timed both ways, in alternation (best of N); ms per plan is
+then measured directly: 15 iterations, batched, for 1 episode and for 16 episodes at once.
+Results: benchmarks/results/planning.json.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+try:
+    from benchmarks.common import OtherLoad, default_params, interleaved, parse_args, table, write_results
+except ModuleNotFoundError:  # run as `python benchmarks/planning.py`
+    from common import OtherLoad, default_params, interleaved, parse_args, table, write_results
+
+from lawm.config import CEMConfig
+from lawm.models import ActionWorldModel, ControlledWorldModel, Controller, Predictor
+from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout
+
+GRID, TOKENS, TOKEN_DIM, ACTION_DIM = (4, 4), 16, 1536, 2
+PAPER = CEMConfig(samples=300, elites=10, iterations=15, horizon=3, init_std=1.0, straight_line=False)
+
+
+def open_gates(predictor: Predictor) -> Predictor:
+    for block in predictor.blocks:
+        torch.nn.init.normal_(block.modulation[1].weight, std=0.02)
+    torch.nn.init.normal_(predictor.out.weight, std=0.02)
+    return predictor.eval()
+
+
+def models(params) -> dict:
+    m, c = params.latent_actions.model, params.controller
+    torch.manual_seed(0)
+    action_wm = ActionWorldModel(open_gates(Predictor(TOKEN_DIM, GRID, ACTION_DIM, m.dim, m.depth, m.heads,
+                                                      m.mlp_ratio)), [1.0] * ACTION_DIM)
+    controller = Controller(TOKEN_DIM, GRID, ACTION_DIM, m.latent_dim, c.dim, c.heads, c.mlp_ratio, [1.0] * ACTION_DIM)
+    latent = ControlledWorldModel(open_gates(Predictor(TOKEN_DIM, GRID, m.latent_dim, m.dim, m.depth, m.heads,
+                                                       m.mlp_ratio)), controller)
+    return {"real-action world model": action_wm.eval(), "latent model + controller": latent.eval()}
+
+
+def loop_cost(dynamics, space, start, goal):
+    """The same cost as goal_cost, one sample at a time."""
+
+    @torch.no_grad()
+    def cost(plans):  # [1, S, H, A]
+        real = space.to_real(plans[0])
+        return torch.stack([(rollout(dynamics, start, real[i:i + 1])[:, -1] - goal).norm() for i in range(len(real))])[None]
+
+    return cost
+
+
+def run(quick: bool) -> dict:
+    params = default_params()
+    space = ActionSpace(torch.ones(ACTION_DIM), -3 * torch.ones(ACTION_DIM), 3 * torch.ones(ACTION_DIM))
+    g = torch.Generator().manual_seed(0)
+    start, goal = torch.randn(1, TOKENS, TOKEN_DIM, generator=g), torch.randn(1, TOKENS, TOKEN_DIM, generator=g)
+    plans = torch.randn(1, PAPER.samples, PAPER.horizon, ACTION_DIM, generator=g)
+    low, high = space.bounds
+    rows = []
+    for name, dynamics in models(params).items():
+        batched = goal_cost(dynamics, space, start, goal, batch=params.planning.batch)
+        looped = loop_cost(dynamics, space, start, goal)
+        torch.testing.assert_close(batched(plans), looped(plans), atol=1e-3, rtol=1e-4)  # the same work
+        t = interleaved({"batched": lambda: batched(plans), "loop": lambda: looped(plans)}, repeats=2 if quick else 3)
+        per_plan = {}
+        for episodes in (1, 16):
+            cfg = PAPER.model_copy(update={"iterations": 2}) if quick else PAPER
+            starts, goals = start.expand(episodes, -1, -1), goal.expand(episodes, -1, -1)
+            tick = time.perf_counter()
+            cem(goal_cost(dynamics, space, starts, goals, params.planning.batch), episodes, ACTION_DIM, cfg, low, high, g)
+            per_plan[episodes] = 1000 * (time.perf_counter() - tick) / episodes * PAPER.iterations / cfg.iterations
+        rows.append({"model": name, "iteration_batched_s": t["batched"], "iteration_loop_s": t["loop"],
+                     "ratio": t["loop"] / t["batched"], "ms_per_plan_1": per_plan[1], "ms_per_plan_16": per_plan[16]})
+    return {"settings": PAPER.model_dump(), "rows": rows}
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    with OtherLoad() as other:
+        res = run(args.quick)
+    res["quick"], res["other_processes_cores"] = args.quick, other.cores
+    print(table(["model", "1 iteration batched (s)", "loop (s)", "loop/batched", "ms per plan (1 episode)",
+                 "ms per plan (16 at once)"],
+                [[r["model"], r["iteration_batched_s"], r["iteration_loop_s"], r["ratio"], r["ms_per_plan_1"],
+                  r["ms_per_plan_16"]] for r in res["rows"]],
+                title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"))
+    print(f"\nother processes kept {other.cores:.2f} of {os.cpu_count()} cores busy during the run")
+    print(f"\nwrote {write_results('planning', res, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Stage `evaluate_planning`: every latent-action model (through its controller), the real-action
+world model, random actions and the true actions, planned on the same episodes: the paper's offline
+protocols (arm: DROID's Δ; nav: RECON's ATE/RPE) and closed-loop control in the simulators."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from lawm import tracking
+from lawm.config import load_params
+from lawm.control import domain_actions
+from lawm.encoders import build_encoder
+from lawm.evaluation import plots
+from lawm.features import FeatureCache
+from lawm.models.controller import ControlledWorldModel
+from lawm.models.saved import load_model
+from lawm.planning import evaluate
+from lawm.planning.cem import ActionSpace
+from lawm.planning.closed_loop import Timing
+from lawm.planning.protocols import ORACLE, RANDOM
+from lawm.worlds import make_sim
+from pipelines.stage import Stopwatch, main, write_metrics
+
+
+def load_planners(params, domain: str) -> dict:
+    """Name -> planner: the real-action world model, each variant through its controller, random, oracle."""
+    planners = {"world_model": load_model(Path("data/world_models") / domain / "model.pt")}
+    for variant in params.controller.variants:
+        lam = load_model(Path("data/latent_actions") / variant / "model.pt")
+        controller = load_model(Path("data/controllers") / variant / domain / "controller.pt")
+        planners[variant] = ControlledWorldModel(lam.predictor, controller)
+    return {**planners, RANDOM: RANDOM, ORACLE: ORACLE}
+
+
+@task(cache_policy=NONE)
+def plan_domain(domain: str, params_file: str, features_dir: str, out_dir: str) -> dict:
+    params = load_params(params_file)
+    cfg = params.planning
+    cache = FeatureCache(features_dir)
+    space = ActionSpace.from_actions(domain_actions(cache, domain))
+    planners = load_planners(params, domain)
+    metrics = {"offline": evaluate.offline(domain, planners, cache, space, getattr(cfg, domain), cfg.batch, params.seed)}
+    encoder = build_encoder(params.features.encoder)
+    timing = Timing.of(params.worlds.fps, params.clips.fps, params.features.encoder.tubelet)
+    sims = partial(make_sim, domain, params.worlds, params.seed)
+    metrics["closed_loop"], results = evaluate.closed(domain, planners, sims, encoder, space, cfg.closed_loop,
+                                                      timing, cfg.batch, params.seed)
+    if params.features.encoder.kind == "pixels":  # states are frames: show plans against what happened
+        for name, r in results.items():
+            executed = r.frames[0][-1::-timing.per_state][::-1]  # the frame after each transition
+            predicted = None if r.predicted is None else encoder.to_frames(r.predicted[:1])[0, timing.tubelet - 1::timing.tubelet].numpy()
+            path = plots.plan_strip(executed, predicted, r.goal_frames[0], Path(out_dir) / domain / f"{name}.png")
+            tracking.log_artifact(path, f"plans/{domain}")
+    return metrics
+
+
+@flow(name="evaluate_planning", timeout_seconds=6 * 3600)
+def evaluate_planning(params_file: str = "params.yaml", features_dir: str = "data/features",
+                      out_dir: str = "data/planning") -> dict:
+    log = get_run_logger()
+    params = load_params(params_file)
+    config = {"seed": params.seed, "planning": params.planning.model_dump(mode="json"),
+              "variants": params.controller.variants, "domains": params.world_model.domains}
+    clock = Stopwatch()
+    with tracking.stage_run("evaluate_planning", config):
+        metrics = {domain: plan_domain(domain, params_file, features_dir, out_dir) for domain in params.world_model.domains}
+        for domain, parts in metrics.items():
+            for part, planners in parts.items():
+                for name, values in planners.items():
+                    tracking.log_metrics({f"{domain}.{part}.{name}.{k}": v for k, v in values.items()})
+        metrics["seconds"] = clock.seconds
+        write_metrics("evaluate_planning", metrics)
+        log.info("planning evaluated in %.0f s", clock.seconds)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(evaluate_planning, __doc__)

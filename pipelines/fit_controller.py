@@ -1,0 +1,84 @@
+"""Stage `fit_controller@{variant,domain}`: real action + previous state -> the frozen IDM's latent
+action, for one latent-action model on one labelled domain; plus the action-only ablation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from lawm import tracking
+from lawm.config import load_params
+from lawm.control import Transitions, controller_loss, domain_actions, rollout_errors
+from lawm.features import FeatureCache
+from lawm.io import fingerprint, prepare_output_dir, source_fingerprint
+from lawm.models.saved import build, code_version, load_model, save_model
+from lawm.planning.cem import ActionSpace
+from lawm.training import train
+from pipelines.stage import Stopwatch, main, write_metrics
+
+KINDS = ("controller", "action_only_controller")
+
+
+@task(cache_policy=NONE)
+def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path: str, out_dir: str) -> dict[str, str]:
+    """Train both controller kinds (each resumes from its last checkpoint); return their saved paths."""
+    params = load_params(params_file)
+    cfg = params.controller
+    cache = FeatureCache(features_dir)
+    lam = load_model(lam_path)
+    data = Transitions(lam, cache, domain, "train")
+    scale = ActionSpace.from_actions(domain_actions(cache, domain)).scale.tolist()
+    action_dim, latent_dim = int(data.actions.shape[1]), int(data.z.shape[1])
+    kwargs = {"controller": {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
+                             "action_dim": action_dim, "latent_dim": latent_dim, "dim": cfg.dim, "heads": cfg.heads,
+                             "mlp_ratio": cfg.mlp_ratio, "action_scale": scale},
+              "action_only_controller": {"action_dim": action_dim, "latent_dim": latent_dim, "dim": cfg.dim,
+                                         "action_scale": scale}}
+    paths = {}
+    for kind in KINDS:
+        torch.manual_seed(params.seed)
+        model = build(kind, kwargs[kind])
+        train(model, data, controller_loss, cfg.train, Path(out_dir) / "checkpoints" / kind, seed=params.seed,
+              log=lambda m, step, kind=kind: tracking.log_metrics({f"{kind}/{k}": v for k, v in m.items()}, step),
+              desc=f"{kind} {variant}/{domain}")
+        paths[kind] = str(save_model(Path(out_dir) / f"{kind}.pt", model, kind, kwargs[kind]))
+    return paths
+
+
+@flow(name="fit_controller", timeout_seconds=4 * 3600)
+def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+                   lam_dir: str | None = None, out_dir: str | None = None) -> dict:
+    log = get_run_logger()
+    params = load_params(params_file)
+    lam_path = Path(lam_dir or f"data/latent_actions/{variant}") / "model.pt"
+    out = Path(out_dir or f"data/controllers/{variant}/{domain}")
+    config = {"seed": params.seed, "variant": variant, "domain": domain,
+              "controller": params.controller.model_dump(mode="json", exclude={"variants"})}
+    clock = Stopwatch()
+    with tracking.stage_run("fit_controller", config, variant=f"{variant}/{domain}"):
+        cache = FeatureCache(features_dir)
+        key = fingerprint(config, cache.meta["key"], code_version(), source_fingerprint(lam_path))
+        if prepare_output_dir(out, key):
+            log.info("resuming the %s/%s controllers from %s", variant, domain, out / "checkpoints")
+        paths = fit(variant, domain, params_file, features_dir, str(lam_path), str(out))
+        lam = load_model(lam_path)
+        errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
+        metrics = {"seconds": clock.seconds}
+        for name, per_step in errors.items():
+            metrics[f"{name}_rollout_l1"] = per_step.mean().item()
+            metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
+        for kind in KINDS:
+            metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
+        tracking.log_metrics(metrics)
+        write_metrics(f"fit_controller/{variant}/{domain}", metrics)
+        log.info("%s/%s rollout L1: idm %.4f, controller %.4f (x%.2f), action-only %.4f (x%.2f)", variant, domain,
+                 metrics["idm_rollout_l1"], metrics["controller_rollout_l1"], metrics["controller_ratio"],
+                 metrics["action_only_controller_rollout_l1"], metrics["action_only_controller_ratio"])
+    return metrics
+
+
+if __name__ == "__main__":
+    main(fit_controller, __doc__, matrix=("variant", "domain"))

@@ -1,0 +1,85 @@
+"""Stage `train_world_model@{domain}`: the real-action world model (the paper's V-JEPA 2-AC / NWM
+baseline) on a labelled domain's cached features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from lawm import tracking
+from lawm.config import load_params
+from lawm.control import domain_actions
+from lawm.evaluation.suite import clip_tensor
+from lawm.features import FeatureCache, StateWindows
+from lawm.io import fingerprint, prepare_output_dir
+from lawm.models.saved import build, code_version, load_model, save_model
+from lawm.planning.cem import ActionSpace, rollout
+from lawm.training import train
+from pipelines.stage import Stopwatch, main, write_metrics
+
+
+def world_model_loss(model, batch: dict):
+    out = model(batch["states"], batch["actions"])  # [B, T, N, D], [B, T-1, A]
+    return out["loss"], {"pred_loss": out["pred_loss"].item(), "rollout_loss": out["rollout_loss"].item()}
+
+
+@task(cache_policy=NONE)
+def fit(domain: str, params_file: str, features_dir: str, out_dir: str) -> str:
+    """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
+    params = load_params(params_file)
+    cfg = params.world_model
+    cache = FeatureCache(features_dir)
+    data = StateWindows(features_dir, cfg.window, "train", [domain], with_actions=True)
+    space = ActionSpace.from_actions(domain_actions(cache, domain))
+    kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
+              "model_cfg": params.latent_actions.model.model_dump(mode="json"),
+              "action_scale": space.scale.tolist(), "rollout_steps": cfg.rollout_steps}
+    torch.manual_seed(params.seed)
+    model = build("action_world_model", kwargs)
+    train(model, data, world_model_loss, cfg.train, Path(out_dir) / "checkpoints", seed=params.seed,
+          log=tracking.log_metrics, desc=f"world model {domain}")
+    return str(save_model(Path(out_dir) / "model.pt", model, "action_world_model", kwargs))
+
+
+@torch.no_grad()
+def held_out_errors(model, cache: FeatureCache, domain: str) -> dict:
+    """Teacher-forced one-step L1 and open-loop rollout L1 (whole clip, true actions) on val clips."""
+    rows = cache.select("val", [domain])
+    clips = clip_tensor(cache, rows)  # [M, S, N, D]
+    actions = torch.stack([cache.actions(cid) for cid in rows["clip_id"]])  # [M, S-1, A]
+    one_step = (model(clips, actions)["pred"] - clips[:, 1:]).abs().mean().item()
+    rolled = rollout(model, clips[:, 0], actions)  # [M, S-1, N, D]
+    per_step = (rolled - clips[:, 1:]).abs().mean(dim=(0, 2, 3))  # [S-1]
+    copy = (clips[:, 1:] - clips[:, :-1]).abs().mean().item()
+    return {"val_one_step_l1": one_step, "val_rollout_l1": per_step.mean().item(),
+            "val_rollout_l1_last": per_step[-1].item(), "val_copy_last_l1": copy}
+
+
+@flow(name="train_world_model", timeout_seconds=6 * 3600)
+def train_world_model(domain: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+                      out_dir: str | None = None) -> dict:
+    log = get_run_logger()
+    params = load_params(params_file)
+    out = Path(out_dir or f"data/world_models/{domain}")
+    config = {"seed": params.seed, "domain": domain, "world_model": params.world_model.model_dump(mode="json"),
+              "model": params.latent_actions.model.model_dump(mode="json")}
+    clock = Stopwatch()
+    with tracking.stage_run("train_world_model", config, variant=domain):
+        cache = FeatureCache(features_dir)
+        if prepare_output_dir(out, fingerprint(config, cache.meta["key"], code_version())):
+            log.info("resuming the %s world model from %s", domain, out / "checkpoints")
+        model = load_model(fit(domain, params_file, features_dir, str(out)))
+        metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
+        tracking.log_metrics(metrics)
+        tracking.log_model(model, registered_name=f"lawm-world-model-{domain}")
+        write_metrics(f"train_world_model/{domain}", metrics)
+        log.info("%s world model: held-out one-step L1 %.4f, rollout L1 %.4f (copying the last state: %.4f)",
+                 domain, metrics["val_one_step_l1"], metrics["val_rollout_l1"], metrics["val_copy_last_l1"])
+    return metrics
+
+
+if __name__ == "__main__":
+    main(train_world_model, __doc__, matrix=("domain",))
