@@ -92,6 +92,7 @@ def run(planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: Clos
     """Closed-loop control of `episodes` fresh scenes by `planner` (dynamics, RANDOM or ORACLE).
 
     make_sim(i) builds scene i; every planner gets the same scenes and goals for the same seed.
+    progress(), if given, is called after each transition.
     """
     rng = np.random.default_rng(seed)
     runs, goals, goal_obs, ref_actions = [], [], [], []
@@ -115,22 +116,22 @@ def run(planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: Clos
                 chunk = acts[step * timing.per_state:(step + 1) * timing.per_state]
                 for a in chunk or [np.zeros_like(acts[0])] * timing.per_state:
                     e.native_step(a)
-            continue
-        if planner == RANDOM:
-            actions = space.to_real(sample_plans(episodes, len(space.scale), cfg.cem, low, high, g))[:, 0]  # [E, A]
         else:
-            states = encode(encoder, runs)  # [E, N, D]
-            best, _ = cem(goal_cost(planner, space, states, goal_states, batch), episodes, len(space.scale),
-                          cfg.cem, low, high, g)
-            actions = space.to_real(best)  # [E, H, A]
-            if predicted is None:
-                with torch.no_grad():
-                    predicted = rollout(planner, states, actions)  # [E, H, N, D]
-            actions = actions[:, 0]
-        for e, a in zip(runs, actions.numpy()):
-            e.execute(a)
+            if planner == RANDOM:
+                actions = space.to_real(sample_plans(episodes, len(space.scale), cfg.cem, low, high, g))[:, 0]  # [E, A]
+            else:
+                states = encode(encoder, runs)  # [E, N, D]
+                best, _ = cem(goal_cost(planner, space, states, goal_states, batch), episodes, len(space.scale),
+                              cfg.cem, low, high, g)
+                actions = space.to_real(best)  # [E, H, A]
+                if predicted is None:
+                    with torch.no_grad():
+                        predicted = rollout(planner, states, actions)  # [E, H, N, D]
+                actions = actions[:, 0]
+            for e, a in zip(runs, actions.numpy()):
+                e.execute(a)
         if progress is not None:
-            progress(step + 1)
+            progress()
     errors = [pose_error(domain, e.sim.pose(), goal) for e, goal in zip(runs, goals)]
     distance, heading = np.array([d for d, _ in errors]), np.array([h for _, h in errors])
     success = (distance <= cfg.success_radius) & (heading <= cfg.success_yaw)

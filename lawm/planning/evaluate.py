@@ -6,6 +6,7 @@ import logging
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from lawm.config import ClosedLoopConfig, ProtocolConfig
 from lawm.features import FeatureCache
@@ -21,7 +22,7 @@ def offline(domain: str, planners: dict, cache: FeatureCache, space: ActionSpace
     """The domain's offline protocol (arm: DROID's Δ; nav: RECON's ATE/RPE) for every planner."""
     segments = sample_segments(cache, domain, "val", cfg.horizon, cfg.episodes, seed)
     out = {}
-    for name, planner in planners.items():
+    for name, planner in tqdm(planners.items(), desc=f"{domain} offline protocol", unit="planner"):
         tick = time.perf_counter()
         plans = plan(planner, segments, space, cfg, batch, seed)
         seconds = time.perf_counter() - tick
@@ -45,9 +46,12 @@ def closed(domain: str, planners: dict, make_sim, encoder, space: ActionSpace, c
            timing: closed_loop.Timing, batch: int, seed: int) -> tuple[dict[str, dict[str, float]], dict]:
     """Closed-loop control of the same scenes and goals by every planner: metrics and results."""
     metrics, results = {}, {}
+    bar = tqdm(total=len(planners) * cfg.steps, desc=f"{domain} closed loop", unit="step")
     for name, planner in planners.items():
         tick = time.perf_counter()
-        r = closed_loop.run(planner, make_sim, cfg.episodes, encoder, space, cfg, timing, domain, batch, seed)
+        bar.set_postfix_str(str(name))
+        r = closed_loop.run(planner, make_sim, cfg.episodes, encoder, space, cfg, timing, domain, batch, seed,
+                            progress=bar.update)
         lo, hi = closed_loop.wilson_interval(int(r.success.sum()), len(r.success))
         metrics[name] = {"success": float(r.success.mean()), "success_lo": lo, "success_hi": hi,
                          "final_distance": float(r.distance.mean()), "start_distance": float(r.start_distance.mean()),
@@ -55,4 +59,5 @@ def closed(domain: str, planners: dict, make_sim, encoder, space: ActionSpace, c
         results[name] = r
         log.info("%s closed loop, %s: success %.2f [%.2f, %.2f], distance %.3f -> %.3f", domain, name,
                  metrics[name]["success"], lo, hi, metrics[name]["start_distance"], metrics[name]["final_distance"])
+    bar.close()
     return metrics, results
