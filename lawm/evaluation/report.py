@@ -25,6 +25,31 @@ def _figure(src: Path, out: Path, name: str, caption: str) -> str:
     return f"![{caption}](figures/{name})"
 
 
+BASELINES = ("world_model", "random", "oracle")
+
+
+def _summary(plan: dict, domains: list[str]) -> list[str]:
+    """One line per planning measure: the best latent-action planner against the real-action world model."""
+    measures = [("arm", "offline", "delta", "Δ, arm (DROID protocol)", True),
+                ("nav", "offline", "rpe", "RPE, nav (RECON protocol)", True)]
+    measures += [(d, "closed_loop", "success", f"closed-loop success, {d}", False) for d in domains]
+    lines = []
+    for domain, part, key, label, lower_better in measures:
+        if domain not in plan:
+            continue
+        values = {n: x[key] for n, x in plan[domain][part].items()}
+        latent = {n: v for n, v in values.items() if n not in BASELINES}
+        if not latent:
+            continue
+        best = (min if lower_better else max)(latent, key=latent.get)
+        wm = values["world_model"]
+        ratio = f" (x{latent[best] / wm:.2f})" if wm else ""
+        lines.append(f"- {label} ({'lower' if lower_better else 'higher'} is better): best latent-action planner "
+                     f"`{best}` {latent[best]:.3g} against the real-action world model {wm:.3g}{ratio}; "
+                     f"random {values['random']:.3g}, true actions {values['oracle']:.3g}.")
+    return lines
+
+
 def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     """Write out_dir/report.md. `m`: {"latent": {variant: metrics}, "capacity": {...},
     "world_model": {domain: metrics}, "controller": {(variant, domain): metrics}, "planning": {...}};
@@ -39,6 +64,8 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
          f"{params.latent_actions.model.depth}, latent {params.latent_actions.model.latent_dim}. Errors are L1 in "
          "representation space on held-out clips. The paper's numbers are LPIPS, metres and RECON units on real "
          "data at scale: compare ratios and orderings, not values.", ""]
+
+    s += ["## Summary: latent actions against real actions", "", *_summary(m["planning"], list(m["world_model"])), ""]
 
     s += ["## Capacity (paper Fig. 4)", "",
           _table(["variant", "regulariser", "one-step L1", "position (none = 0, zero = 1)"],
