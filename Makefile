@@ -2,6 +2,8 @@
 #   make repro   install, rebuild the whole pipeline (`dvc repro`), show its metrics and the report's path
 #   make test    install, then run the test suite
 VENV ?= .venv
+# Where pip's default index has only CUDA builds of torch (docker/): https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
@@ -12,7 +14,7 @@ install: $(VENV)/.installed
 # torch first, alone: 2.13.0 is a CPU build; any other torch request pulls CUDA packages.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install torch==2.13.0
+	$(VENV)/bin/pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(VENV)/bin/pip install -e ".[dev]"
 	touch $@
 

@@ -1,7 +1,7 @@
 """lawm: latent-action world models learned from unlabeled video.
 
-The library: config schema, procedural worlds, video I/O, frozen encoders, the feature cache and
-(later) models, training, planning and evaluation. It never imports `pipelines`.
+The library: config schema, procedural worlds and simulators, video I/O, frozen encoders, the
+feature cache, models, training, planning and evaluation. It never imports `pipelines`.
 """
 
 __version__ = "0.1.0"
