@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lawm.evaluation.probes import probe
 from lawm.evaluation.suite import clip_tensor, latents
 from lawm.features import FeatureCache
 from lawm.models.controller import ControlledWorldModel
@@ -41,6 +42,14 @@ class Transitions(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"states": self.states[i], "actions": self.actions[i], "z": self.z[i]}
+
+
+def action_probe_r2(train: Transitions, val: Transitions) -> float:
+    """How much of the real action the IDM's latents carry: held-out R^2 of a linear probe from z_t
+    to a_t (each action dimension standardised). Near 0, no controller can steer the world model
+    through the latents: it can only output their mean."""
+    scale = train.actions.std(0).clamp_min(1e-6)  # [A]
+    return probe(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
 
 
 def controller_loss(controller, batch: dict):

@@ -11,7 +11,7 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import load_params
-from lawm.control import Transitions, controller_loss, domain_actions, rollout_errors
+from lawm.control import Transitions, action_probe_r2, controller_loss, domain_actions, rollout_errors
 from lawm.features import FeatureCache
 from lawm.io import fingerprint, prepare_output_dir, source_fingerprint
 from lawm.models.saved import build, code_version, load_model, save_model
@@ -70,13 +70,16 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
         for name, per_step in errors.items():
             metrics[f"{name}_rollout_l1"] = per_step.mean().item()
             metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
+        metrics["idm_action_r2"] = action_probe_r2(Transitions(lam, cache, domain, "train"),
+                                                   Transitions(lam, cache, domain, "val"))
         for kind in KINDS:
             metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
         tracking.log_metrics(metrics)
         write_metrics(f"fit_controller/{variant}/{domain}", metrics)
-        log.info("%s/%s rollout L1: idm %.4f, controller %.4f (x%.2f), action-only %.4f (x%.2f)", variant, domain,
-                 metrics["idm_rollout_l1"], metrics["controller_rollout_l1"], metrics["controller_ratio"],
-                 metrics["action_only_controller_rollout_l1"], metrics["action_only_controller_ratio"])
+        log.info("%s/%s rollout L1: idm %.4f, controller %.4f (x%.2f), action-only %.4f (x%.2f); "
+                 "z -> action R^2 %.3f", variant, domain, metrics["idm_rollout_l1"], metrics["controller_rollout_l1"],
+                 metrics["controller_ratio"], metrics["action_only_controller_rollout_l1"],
+                 metrics["action_only_controller_ratio"], metrics["idm_action_r2"])
     return metrics
 
 

@@ -1,8 +1,11 @@
 """Controllers and the real-action world model: shapes, the state they need, and training."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from lawm.control import action_probe_r2
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 from lawm.planning.cem import rollout
 
@@ -116,3 +119,16 @@ def test_action_world_model_adds_the_rollout_loss_and_learns_the_actions():
         right = m(states, acts)["pred_loss"].item()
         wrong = m(states, acts.flip(0))["pred_loss"].item()
     assert right < 0.5 * first and right < 0.7 * wrong  # it predicts from the actions it is given
+
+
+def test_action_probe_tells_latents_that_carry_the_action_from_latents_that_do_not():
+    g = torch.Generator().manual_seed(0)
+
+    def transitions(n, carry):  # z = a mixed linearly (plus noise), or noise alone
+        actions = torch.randn(n, A, generator=g) * torch.tensor([0.01, 5.0])  # very different scales
+        mix = torch.tensor([[100.0, 0.0, 1.0, 0.0], [0.0, 0.2, 0.0, 0.1]])  # [A, L]
+        z = (actions @ mix if carry else 0) + 0.1 * torch.randn(n, L, generator=g)
+        return SimpleNamespace(z=z, actions=actions)
+
+    assert action_probe_r2(transitions(400, True), transitions(200, True)) > 0.95
+    assert abs(action_probe_r2(transitions(400, False), transitions(200, False))) < 0.1

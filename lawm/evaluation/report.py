@@ -90,13 +90,16 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     s += ["## Controllers: rollouts driven by real actions (paper Tables S1/S2, left)", "",
           "Open-loop rollout L1 over whole held-out clips: with the IDM's latents (the upper bound), through the "
           "controller (seeing its own predicted states), and through the action-only MLP ablation. The real-action "
-          "world model is the baseline.", "",
-          _table(["variant", "domain", "IDM", "controller", "ratio", "paper ratio", "action-only", "ratio"],
-                 [[v, d, x["idm_rollout_l1"], x["controller_rollout_l1"], f"x{x['controller_ratio']:.2f}",
+          "world model is the baseline. z -> action R^2: how much of the real action the IDM's latents carry "
+          "(held-out linear probe); near 0, a controller can only output the latents' mean, and planning "
+          "through it cannot steer.", "",
+          _table(["variant", "domain", "z -> action R^2", "IDM", "controller", "ratio", "paper ratio", "action-only",
+                  "ratio"],
+                 [[v, d, x["idm_action_r2"], x["idm_rollout_l1"], x["controller_rollout_l1"], f"x{x['controller_ratio']:.2f}",
                    paper.paper_range(paper.CONTROLLER_RATIO, kinds[v], 0 if d == "arm" else 1),
                    x["action_only_controller_rollout_l1"], f"x{x['action_only_controller_ratio']:.2f}"]
                   for (v, d), x in m["controller"].items()]
-                 + [["real-action world model", d, None, x["val_rollout_l1"], None, None, None, None]
+                 + [["real-action world model", d, None, None, x["val_rollout_l1"], None, None, None, None]
                     for d, x in m["world_model"].items()]), ""]
 
     plan = m["planning"]
