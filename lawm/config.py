@@ -284,7 +284,7 @@ class PlanningConfig(Strict):
     arm: ProtocolConfig  # DROID protocol: start and goal `horizon` states apart, |sum planned - sum true|_1
     nav: ProtocolConfig  # RECON protocol: straight-line plans, ATE and RPE
     closed_loop: ClosedLoopConfig
-    batch: PositiveInt  # rollouts evaluated per forward pass (memory bound)
+    batch: PositiveInt  # rollouts evaluated per forward pass
 
 
 # --- the whole file -----------------------------------------------------------------------------
