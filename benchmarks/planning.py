@@ -12,7 +12,9 @@ goal cost ||s_H - s_goal||_2.
   loop      the same rollouts one sample at a time (batch 1), the same KV-cached steps
 
 One CEM iteration of one episode is timed both ways, in alternation (best of N); ms per plan is
-then measured directly: 15 iterations, batched, for 1 episode and for 16 episodes at once.
+then measured directly: 15 iterations, batched, for 1 episode and for 16 episodes at once. Last,
+the chunk size (`planning.batch`, rollouts per forward pass): one iteration of 16 episodes
+(4,800 rollouts) of the real-action world model at several sizes.
 Results: benchmarks/results/planning.json.
 """
 
@@ -33,6 +35,7 @@ from lawm.models import ActionWorldModel, ControlledWorldModel, Controller, Pred
 from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout
 
 GRID, TOKENS, TOKEN_DIM, ACTION_DIM = (4, 4), 16, 1536, 2
+CHUNKS = (16, 64, 256, 1024, 4096)
 PAPER = CEMConfig(samples=300, elites=10, iterations=15, horizon=3, init_std=1.0, straight_line=False)
 
 
@@ -87,7 +90,14 @@ def run(quick: bool) -> dict:
             per_plan[episodes] = 1000 * (time.perf_counter() - tick) / episodes * PAPER.iterations / cfg.iterations
         rows.append({"model": name, "iteration_batched_s": t["batched"], "iteration_loop_s": t["loop"],
                      "ratio": t["loop"] / t["batched"], "ms_per_plan_1": per_plan[1], "ms_per_plan_16": per_plan[16]})
-    return {"settings": PAPER.model_dump(), "rows": rows}
+    dynamics = models(params)["real-action world model"]
+    starts, goals = start.expand(16, -1, -1), goal.expand(16, -1, -1)
+    many = torch.randn(16, PAPER.samples, PAPER.horizon, ACTION_DIM, generator=g)
+    chunks = {f"batch {b}": (lambda b=b: goal_cost(dynamics, space, starts, goals, b)(many)) for b in CHUNKS}
+    t = interleaved(chunks, repeats=1 if quick else 2)
+    tokens = many.shape[0] * many.shape[1] * PAPER.horizon * TOKENS
+    chunk_rows = [{"batch": b, "seconds": t[f"batch {b}"], "tokens_per_s": tokens / t[f"batch {b}"]} for b in CHUNKS]
+    return {"settings": PAPER.model_dump(), "rows": rows, "chunks": chunk_rows}
 
 
 def main() -> None:
@@ -100,6 +110,9 @@ def main() -> None:
                 [[r["model"], r["iteration_batched_s"], r["iteration_loop_s"], r["ratio"], r["ms_per_plan_1"],
                   r["ms_per_plan_16"]] for r in res["rows"]],
                 title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"))
+    print("\n" + table(["rollouts per forward pass", "seconds", "predicted tokens/s"],
+                        [[r["batch"], r["seconds"], r["tokens_per_s"]] for r in res["chunks"]],
+                        title="One iteration of 16 episodes (4,800 rollouts), real-action world model"))
     print(f"\nother processes kept {other.cores:.2f} of {os.cpu_count()} cores busy during the run")
     print(f"\nwrote {write_results('planning', res, args.out)}")
 
