@@ -40,7 +40,8 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 RGB -> [H * 3 / 2, W] uint8 planar YUV 4:2:0, BT.601 limited range.
 
     Done in numpy rather than by libswscale, whose first conversion in a process differs from
-    later ones: with this, the same frames always give the same MP4 bytes.
+    later ones. (The bundled libx264 itself is not bit-reproducible: the same YUV frames can give
+    one of two slightly different streams, even in one process with threads=1.)
     """
     r, g, b = np.moveaxis(rgb.astype(np.float32), -1, 0)  # [H, W] each
     h, w = r.shape
