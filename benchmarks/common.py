@@ -35,6 +35,18 @@ def parse_args(doc: str | None) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def run_benchmark(name: str, doc: str | None, run: Callable[[bool], dict], report: Callable[[dict], str]) -> None:
+    """A benchmark script's entry point: `--quick`/`--out`, run while watching other processes' load,
+    print the report, write benchmarks/results/<name>.json."""
+    args = parse_args(doc)
+    with OtherLoad() as other:
+        res = run(args.quick)
+    res["quick"], res["other_processes_cores"] = args.quick, other.cores
+    print(report(res))
+    print(f"\nother processes kept {other.cores:.2f} of {os.cpu_count()} cores busy during the run")
+    print(f"\nwrote {write_results(name, res, args.out)}")
+
+
 def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     """(fastest wall-clock seconds over `repeats` calls of fn, the last call's result)."""
     best, result = float("inf"), None

@@ -24,18 +24,15 @@ frames/s counts frames delivered. Results: benchmarks/results/decode.json.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 try:
-    from benchmarks.common import (OtherLoad, interleaved, load_average, make_wild_videos, parse_args, quietest,
-                                   table, write_results)
+    from benchmarks.common import interleaved, load_average, make_wild_videos, quietest, run_benchmark, table
 except ModuleNotFoundError:  # run as `python benchmarks/decode.py`
-    from common import (OtherLoad, interleaved, load_average, make_wild_videos, parse_args, quietest, table,
-                        write_results)
+    from common import interleaved, load_average, make_wild_videos, quietest, run_benchmark, table
 
 from lawm.video import decode_size, read_frames, resample_indices
 
@@ -200,15 +197,5 @@ def report(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    args = parse_args(__doc__)
-    with OtherLoad() as other:
-        res = run(args.quick)
-    res["quick"], res["other_processes_cores"] = args.quick, other.cores
-    print(report(res))
-    print(f"\nother processes kept {other.cores:.2f} of {os.cpu_count()} cores busy during the run")
-    print(f"\nwrote {write_results('decode', res, args.out)}")
-
-
 if __name__ == "__main__":
-    main()
+    run_benchmark("decode", __doc__, run, report)

@@ -30,7 +30,6 @@ where the cache reader's time goes. Results: benchmarks/results/feature_cache.js
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import zlib
@@ -40,11 +39,10 @@ import numpy as np
 import torch
 
 try:
-    from benchmarks.common import (OtherLoad, default_params, interleaved, load_average, make_wild_videos,
-                                   parse_args, quietest, table, write_results)
+    from benchmarks.common import (default_params, interleaved, load_average, make_wild_videos, quietest,
+                                   run_benchmark, table)
 except ModuleNotFoundError:  # run as `python benchmarks/feature_cache.py`
-    from common import (OtherLoad, default_params, interleaved, load_average, make_wild_videos, parse_args,
-                        quietest, table, write_results)
+    from common import default_params, interleaved, load_average, make_wild_videos, quietest, run_benchmark, table
 
 from lawm.cache_builder import ClipDecoder, ShardBuilder, cache_key, encode_batched
 from lawm.clips import extract
@@ -339,15 +337,5 @@ def report(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    args = parse_args(__doc__)
-    with OtherLoad() as other:
-        res = run(args.quick)
-    res["quick"], res["other_processes_cores"] = args.quick, other.cores
-    print(report(res))
-    print(f"\nother processes kept {other.cores:.2f} of {os.cpu_count()} cores busy during the run")
-    print(f"\nwrote {write_results('feature_cache', res, args.out)}")
-
-
 if __name__ == "__main__":
-    main()
+    run_benchmark("feature_cache", __doc__, run, report)

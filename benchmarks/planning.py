@@ -20,15 +20,14 @@ Results: benchmarks/results/planning.json.
 
 from __future__ import annotations
 
-import os
 import time
 
 import torch
 
 try:
-    from benchmarks.common import OtherLoad, default_params, interleaved, parse_args, table, write_results
+    from benchmarks.common import default_params, interleaved, run_benchmark, table
 except ModuleNotFoundError:  # run as `python benchmarks/planning.py`
-    from common import OtherLoad, default_params, interleaved, parse_args, table, write_results
+    from common import default_params, interleaved, run_benchmark, table
 
 from lawm.config import CEMConfig
 from lawm.models import ActionWorldModel, ControlledWorldModel, Controller, Predictor
@@ -100,22 +99,17 @@ def run(quick: bool) -> dict:
     return {"settings": PAPER.model_dump(), "rows": rows, "chunks": chunk_rows}
 
 
-def main() -> None:
-    args = parse_args(__doc__)
-    with OtherLoad() as other:
-        res = run(args.quick)
-    res["quick"], res["other_processes_cores"] = args.quick, other.cores
-    print(table(["model", "1 iteration batched (s)", "loop (s)", "loop/batched", "ms per plan (1 episode)",
-                 "ms per plan (16 at once)"],
-                [[r["model"], r["iteration_batched_s"], r["iteration_loop_s"], r["ratio"], r["ms_per_plan_1"],
-                  r["ms_per_plan_16"]] for r in res["rows"]],
-                title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"))
-    print("\n" + table(["rollouts per forward pass", "seconds", "predicted tokens/s"],
-                        [[r["batch"], r["seconds"], r["tokens_per_s"]] for r in res["chunks"]],
-                        title="One iteration of 16 episodes (4,800 rollouts), real-action world model"))
-    print(f"\nother processes kept {other.cores:.2f} of {os.cpu_count()} cores busy during the run")
-    print(f"\nwrote {write_results('planning', res, args.out)}")
+def report(res: dict) -> str:
+    rows = [[r["model"], r["iteration_batched_s"], r["iteration_loop_s"], r["ratio"], r["ms_per_plan_1"],
+             r["ms_per_plan_16"]] for r in res["rows"]]
+    return "\n\n".join([
+        table(["model", "1 iteration batched (s)", "loop (s)", "loop/batched", "ms per plan (1 episode)",
+               "ms per plan (16 at once)"], rows,
+              title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"),
+        table(["rollouts per forward pass", "seconds", "predicted tokens/s"],
+              [[r["batch"], r["seconds"], r["tokens_per_s"]] for r in res["chunks"]],
+              title="One iteration of 16 episodes (4,800 rollouts), real-action world model")])
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark("planning", __doc__, run, report)
