@@ -60,13 +60,21 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+    def heads_of(self, x: Tensor, angles: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, L, dim] -> q, k, v [B, H, L, hd], q and k rotated by the RoPE angles if given."""
         B, L, _ = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, L, hd]
         if angles is not None:
-            q, k = apply_rope(q, angles), apply_rope(k, angles)  # [B, H, L, hd]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, L, hd]
-        return self.proj(out.transpose(1, 2).reshape(B, L, -1))  # [B, L, dim]
+            q, k = apply_rope(q, angles), apply_rope(k, angles)
+        return q, k, v
+
+    def merge(self, out: Tensor) -> Tensor:
+        """Attention output [B, H, L, hd] -> [B, L, dim]."""
+        return self.proj(out.transpose(1, 2).flatten(2))
+
+    def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        q, k, v = self.heads_of(x, angles)  # 3 x [B, H, L, hd]
+        return self.merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))  # [B, L, dim]
 
     def extend(self, x: Tensor, angles: Tensor, past: KV | None) -> tuple[Tensor, KV]:
         """Attention of one new frame's tokens x [B, N, dim] over the cached frames and itself.
@@ -76,13 +84,10 @@ class Attention(nn.Module):
         mask this equals the new frame's rows of `forward` on the whole sequence. Returns the
         output [B, N, dim] and the cache extended by the new frame.
         """
-        B, N, _ = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, N, hd]
-        q, k = apply_rope(q, angles), apply_rope(k, angles)
+        q, k, v = self.heads_of(x, angles)  # 3 x [B, H, N, hd]
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, H, L+N, hd]
-        out = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, hd]
-        return self.proj(out.transpose(1, 2).reshape(B, N, -1)), (k, v)
+        return self.merge(F.scaled_dot_product_attention(q, k, v)), (k, v)  # [B, N, dim]
 
 
 class CrossAttention(nn.Module):
