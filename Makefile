@@ -29,6 +29,7 @@ test: install
 bench: install
 	python benchmarks/decode.py
 	python benchmarks/feature_cache.py
+	python benchmarks/training.py
 	python benchmarks/planning.py
 
 clean-data:

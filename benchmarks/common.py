@@ -201,3 +201,37 @@ def make_wild_videos(out_dir: Path, videos: int, params=None) -> list[Path]:
 
     params = with_overrides(params or default_params(), {"worlds.wild.videos": videos})
     return generate_world("wild", params.worlds, Path(out_dir), seed=params.seed, progress=False)
+
+
+def wild_clips(tmp: Path, videos: int):
+    """(params, clips): `videos` default-size `wild` videos under tmp/worlds, cut into clips as
+    params.yaml's `clips` section says; params point `clips.sources` there."""
+    from lawm.clips import extract
+    from lawm.config import with_overrides
+
+    params = default_params()
+    make_wild_videos(tmp / "worlds", videos, params)
+    params = with_overrides(params, {"clips.sources": str(tmp / "worlds")})
+    clips, rejects = extract(params.clips, progress=False)
+    if len(rejects):
+        raise RuntimeError(f"clip extraction rejected videos: {rejects.to_dict('records')}")
+    return params, clips
+
+
+def build_cache(params, clips, root: Path, encoder) -> float:
+    """What the cache_features stage does, minus Prefect and MLflow; returns seconds taken."""
+    from lawm.cache_builder import ClipDecoder, ShardBuilder, cache_key
+    from lawm.features import finalize_index, shard_done
+    from lawm.io import prepare_output_dir
+
+    cfg = params.features
+    t0 = time.perf_counter()
+    prepare_output_dir(root, cache_key(clips, encoder, cfg))
+    short_side = int(cfg.encoder.image_size * cfg.decode_oversample)
+    with ClipDecoder(cfg.decode_workers, params.clips.decode_timeout_s, short_side) as decoder:
+        builder = ShardBuilder(root, clips, encoder, decoder, cfg)
+        for s in range(len(builder.shards)):
+            if not shard_done(root, s):
+                builder.build(s)
+    finalize_index(root, len(builder.shards), {"encoder": encoder.describe(), "dtype": cfg.dtype})
+    return time.perf_counter() - t0

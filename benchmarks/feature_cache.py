@@ -39,17 +39,14 @@ import numpy as np
 import torch
 
 try:
-    from benchmarks.common import (default_params, interleaved, load_average, make_wild_videos, quietest,
-                                   run_benchmark, table)
+    from benchmarks.common import build_cache, interleaved, load_average, quietest, run_benchmark, table, wild_clips
 except ModuleNotFoundError:  # run as `python benchmarks/feature_cache.py`
-    from common import default_params, interleaved, load_average, make_wild_videos, quietest, run_benchmark, table
+    from common import build_cache, interleaved, load_average, quietest, run_benchmark, table, wild_clips
 
-from lawm.cache_builder import ClipDecoder, ShardBuilder, cache_key, encode_batched
-from lawm.clips import extract
+from lawm.cache_builder import ClipDecoder, encode_batched
 from lawm.config import with_overrides
 from lawm.encoders import build_encoder
-from lawm.features import NUMPY_DTYPES, FeatureCache, StateWindows, finalize_index, from_storage, shard_done
-from lawm.io import prepare_output_dir
+from lawm.features import NUMPY_DTYPES, FeatureCache, StateWindows, from_storage
 from lawm.video import decode_size, read_frames
 
 WINDOW, BATCH = 8, 16
@@ -69,22 +66,6 @@ def make_vjepa2(folder: Path, crop: int) -> Path:
     torch.manual_seed(0)
     VJEPA2Model(VJEPA2Config(crop_size=crop, **VJEPA2_SIZES)).save_pretrained(folder)
     return folder
-
-
-def build_cache(params, clips, root: Path, encoder) -> float:
-    """What the cache_features stage does, minus Prefect and MLflow; returns seconds taken."""
-    cfg = params.features
-    t0 = time.perf_counter()
-    prepare_output_dir(root, cache_key(clips, encoder, cfg))
-    short_side = int(cfg.encoder.image_size * cfg.decode_oversample)
-    with ClipDecoder(cfg.decode_workers, params.clips.decode_timeout_s, short_side) as decoder:
-        builder = ShardBuilder(root, clips, encoder, decoder, cfg)
-        num_shards = len(builder.shards)
-        for s in range(num_shards):
-            if not shard_done(root, s):
-                builder.build(s)
-    finalize_index(root, num_shards, {"encoder": encoder.describe(), "dtype": cfg.dtype})
-    return time.perf_counter() - t0
 
 
 # --- the two ways of getting a batch of states ---------------------------------------------------------
@@ -253,12 +234,7 @@ def run(quick: bool) -> dict:
     results = []
     with tempfile.TemporaryDirectory(prefix="lawm-bench-cache-") as tmp:
         tmp = Path(tmp)
-        base = default_params()
-        make_wild_videos(tmp / "worlds", videos, base)
-        base = with_overrides(base, {"clips.sources": str(tmp / "worlds")})
-        clips, rejects = extract(base.clips, progress=False)
-        if len(rejects):
-            raise RuntimeError(f"clip extraction rejected videos: {rejects.to_dict('records')}")
+        base, clips = wild_clips(tmp, videos)
         setups = [("pixels", base)]
         for size in vjepa_sizes:
             model = make_vjepa2(tmp / f"vjepa2-{size}", size)
