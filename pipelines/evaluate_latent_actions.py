@@ -28,10 +28,15 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
     model_dir = Path(model_dir or f"data/latent_actions/{variant}")
     out = Path(out_dir or f"data/evaluation/{variant}")
     clock = Stopwatch()
-    with tracking.stage_run("evaluate_latent_actions", {"variant": variant, "domains": cfg.domains}, variant=variant):
+    with tracking.stage_run("evaluate_latent_actions", {"variant": variant, "domains": cfg.domains,
+                                                        "eval_real_domains": cfg.eval_real_domains}, variant=variant):
+        cache = FeatureCache(features_dir)
+        missing = [d for d in cfg.eval_real_domains if cache.select(None, [d]).empty]
+        if missing:
+            raise ValueError(f"latent_actions.eval_real_domains names {missing}, but the feature cache has no clips "
+                             "of them (worlds.real_clips off, or your own clips.sources): remove them")
         model = load_model(model_dir / "model.pt")
         metrics, artifacts = evaluate(model, features_dir, cfg.domains)
-        metrics["seconds"] = clock.seconds
         out.mkdir(parents=True, exist_ok=True)
         figures = []
         if "cut_curve" in artifacts:
@@ -41,17 +46,29 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
             write_parquet(out / "cut_curve.parquet", curve)
             curve.to_csv(out / "cut_curve.csv", index=False)
             figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))
-        encoder = FeatureCache(features_dir).meta["encoder"]
-        if encoder["kind"] == "pixels" and "rollouts" in artifacts:  # states are frames: show rollouts
-            to_frames = PixelsEncoder(encoder["image_size"], encoder["patch_size"], encoder["tubelet"]).to_frames
-            figures += [plots.rollout_strip(to_frames, artifacts["rollouts"], i, out / f"rollout_{i}.png")
-                        for i in range(min(3, len(artifacts["rollout_clips"])))]
+        figures += rollout_strips(cache, artifacts, out, "rollout", 3)
+        for domain in cfg.eval_real_domains:
+            real, real_artifacts = evaluate(model, features_dir, [domain], split=None)
+            metrics.update({f"{domain}_{k}": v for k, v in real.items()})
+            figures += rollout_strips(cache, real_artifacts, out, f"{domain}_rollout", 1)
+        metrics["seconds"] = clock.seconds
         tracking.log_metrics(metrics)
         for fig in figures:
             tracking.log_artifact(fig, "figures")
         write_metrics(f"evaluate_latent_actions/{variant}", metrics)
         log.info("%s: %s", variant, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return metrics
+
+
+def rollout_strips(cache: FeatureCache, artifacts: dict, out: Path, name: str, count: int) -> list[Path]:
+    """PNG strips (ground truth / IDM rollout / transferred) of the first `count` clips; with the
+    `pixels` encoder only, whose states are frames."""
+    encoder = cache.meta["encoder"]
+    if encoder["kind"] != "pixels" or "rollouts" not in artifacts:
+        return []
+    to_frames = PixelsEncoder(encoder["image_size"], encoder["patch_size"], encoder["tubelet"]).to_frames
+    return [plots.rollout_strip(to_frames, artifacts["rollouts"], i, out / f"{name}_{i}.png")
+            for i in range(min(count, len(artifacts["rollout_clips"])))]
 
 
 if __name__ == "__main__":

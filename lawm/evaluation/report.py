@@ -85,6 +85,12 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
                  [[v, x.get("probe_r2_flicker"), x.get("probe_r2_camera"), x.get("probe_r2_agents"),
                    x.get("locality_concentration")] for v, x in m["latent"].items()]), "",
           _figure(figures.get("transfer", Path()), out, "transfer.png", "transfer"), ""]
+    for d in params.latent_actions.eval_real_domains:
+        s += [f"The same on every `{d}` clip (real footage the models never trained on; no ground truth, so no "
+              "probes):", "",
+              _table(["variant", "one-step L1", "leakage ratio", "transfer ratio"],
+                     [[v, x.get(f"{d}_capacity_one_step_l1"), x.get(f"{d}_leakage_ratio"),
+                       x.get(f"{d}_transfer_ratio")] for v, x in m["latent"].items()]), ""]
 
     domains = list(m["world_model"])
     s += ["## Controllers: rollouts driven by real actions (paper Tables S1/S2, left)", "",

@@ -29,15 +29,18 @@ def latents(model, clips: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     return torch.cat([model.infer_latents(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
 
 
-def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4) -> tuple[dict, dict]:
-    """Metrics (JSON-able floats) and artifacts (curves, rollouts) of `model` on `domains`' val clips."""
+def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,
+             split: str | None = "val") -> tuple[dict, dict]:
+    """Metrics (JSON-able floats) and artifacts (curves, rollouts) of `model` on `domains`' clips of
+    `split` (None: every clip, for domains the model never trained on). Probes and locality run
+    only when every clip has ground truth."""
     model.eval()
     cache = FeatureCache(features_dir)
     tubelet = int(cache.meta["encoder"]["tubelet"])
-    val = cache.select("val", domains).reset_index(drop=True)
+    val = cache.select(split, domains).reset_index(drop=True)
     clips = clip_tensor(cache, val)  # [M, S, N, D]
     num_states = clips.shape[1]
-    metrics = {"capacity_one_step_l1": one_step_error(model, StateWindows(features_dir, num_states, "val", domains))}
+    metrics = {"capacity_one_step_l1": one_step_error(model, StateWindows(features_dir, num_states, split, domains))}
 
     partner = torch.tensor(partner_order(val["video"].tolist()))
     keep = partner >= 0
