@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -e ".[dev]"
 	touch $@
 
+# One Prefect server (with its UI) for every stage, instead of a temporary server per stage.
 repro: install
-	dvc repro
+	python -m pipelines.prefect_server dvc repro
 	dvc metrics show
 	@echo "report: $(CURDIR)/data/report/report.md"
 
