@@ -23,8 +23,10 @@ KINDS = ("controller", "action_only_controller")
 
 
 @task(cache_policy=NONE)
-def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path: str, out_dir: str) -> dict[str, str]:
-    """Train both controller kinds (each resumes from its last checkpoint); return their saved paths."""
+def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path: str,
+        out_dir: str) -> tuple[dict[str, str], float]:
+    """Train both controller kinds (each resumes from its last checkpoint); return their saved paths
+    and the held-out z -> action R^2 of the IDM's latents (`action_probe_r2`)."""
     params = load_params(params_file)
     cfg = params.controller
     cache = FeatureCache(features_dir)
@@ -45,7 +47,7 @@ def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path
               log=lambda m, step, kind=kind: tracking.log_metrics({f"{kind}/{k}": v for k, v in m.items()}, step),
               desc=f"{kind} {variant}/{domain}")
         paths[kind] = str(save_model(Path(out_dir) / f"{kind}.pt", model, kind, kwargs[kind]))
-    return paths
+    return paths, action_probe_r2(data, Transitions(lam, cache, domain, "val"))
 
 
 @flow(name="fit_controller", timeout_seconds=4 * 3600)
@@ -63,15 +65,14 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
         key = fingerprint(config, cache.meta["key"], code_version(), source_fingerprint(lam_path))
         if prepare_output_dir(out, key):
             log.info("resuming the %s/%s controllers from %s", variant, domain, out / "checkpoints")
-        paths = fit(variant, domain, params_file, features_dir, str(lam_path), str(out))
+        paths, r2 = fit(variant, domain, params_file, features_dir, str(lam_path), str(out))
         lam = load_model(lam_path)
         errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
         metrics = {"seconds": clock.seconds}
         for name, per_step in errors.items():
             metrics[f"{name}_rollout_l1"] = per_step.mean().item()
             metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
-        metrics["idm_action_r2"] = action_probe_r2(Transitions(lam, cache, domain, "train"),
-                                                   Transitions(lam, cache, domain, "val"))
+        metrics["idm_action_r2"] = r2
         for kind in KINDS:
             metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
         tracking.log_metrics(metrics)
