@@ -59,8 +59,8 @@ def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,
                     "leakage_ratio": leak["ratio"], "transfer_original_l1": cycle["original"],
                     "transfer_l1": cycle["transfer"], "transfer_ratio": cycle["ratio"], "transfer_horizon": horizon})
 
-    z_val = latents(model, clips)  # [M, S-1, L]
-    if val["gt"].astype(bool).all():
+    if val["gt"].astype(bool).all():  # probes need ground truth: clips without it skip the latents too
+        z_val = latents(model, clips)  # [M, S-1, L]
         train = cache.select("train", domains)
         z_train = latents(model, clip_tensor(cache, train))
         y_train, y_val = motion_targets(train, tubelet), motion_targets(val, tubelet)
