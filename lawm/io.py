@@ -53,19 +53,27 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
 KEY_FILE = ".lawm-key"
 
 
+class ForeignFolderError(RuntimeError):
+    """An output folder exists, holds files and was not made by lawm: it is never deleted."""
+
+
 def prepare_output_dir(folder: str | os.PathLike, key: str) -> bool:
     """Make `folder` ready for outputs identified by `key`; return True when it resumes a run.
 
-    A folder written for another key (other params, other inputs) is emptied first, so a stage
-    never mixes stale outputs with new ones; one with the same key keeps what a killed run wrote.
+    A folder that lawm made for another key (other params, inputs or code) is emptied first, so a
+    stage never mixes stale outputs with new ones; one with the same key keeps what a killed run
+    wrote. A non-empty folder that lawm did not make (no key file) is left alone: ForeignFolderError.
     """
     import shutil
 
     folder = Path(folder)
     key_file = folder / KEY_FILE
-    if folder.exists() and not (key_file.is_file() and key_file.read_text() == key):
+    if folder.is_dir() and not key_file.is_file() and any(folder.iterdir()):
+        raise ForeignFolderError(f"{folder} exists and was not written by lawm (it has no {KEY_FILE}); "
+                                 "refusing to delete it: move it away or choose another output path")
+    if key_file.is_file() and key_file.read_text() != key:
         shutil.rmtree(folder)
-    resumed = folder.exists()
+    resumed = key_file.is_file()
     folder.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key)
     remove_stale_temps(folder)
@@ -79,13 +87,9 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def source_fingerprint(*paths: str | os.PathLike) -> str:
-    """A short hash of the Python sources under `paths` (files or folders): outputs keyed on it
-    are redone when the code that made them changes, as DVC reruns a stage whose code deps change."""
+def file_digest(path: str | os.PathLike) -> str:
+    """A short hash of a file's bytes: outputs keyed on it are redone when the file changes."""
     import hashlib
 
-    h = hashlib.sha256()
-    for path in map(Path, paths):
-        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]

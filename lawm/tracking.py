@@ -8,6 +8,7 @@ working directory (artifacts under ./mlruns). Every stage logs one run to experi
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,15 +47,54 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _this_process() -> dict[str, str]:
+    """Tags that tell whether the process that started a run still runs: host, pid, start time, folder."""
+    import psutil
+
+    me = psutil.Process()
+    return {"host": socket.gethostname(), "pid": str(me.pid), "pid_started": repr(me.create_time()),
+            "workdir": os.getcwd()}
+
+
+def end_orphaned_runs(experiment_id: str, stage: str, variant: str) -> list[str]:
+    """Mark KILLED the runs of this stage and variant that are still RUNNING although the process that
+    started them (on this machine, in this folder) is gone: a killed stage. Returns their ids."""
+    import mlflow
+    import psutil
+
+    client = mlflow.MlflowClient()
+    here = _this_process()
+    runs = client.search_runs([experiment_id], filter_string=(
+        f"tags.stage = '{stage}' AND tags.variant = '{variant}' AND attributes.status = 'RUNNING'"))
+    ended = []
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("host") != here["host"] or tags.get("workdir") != here["workdir"]:
+            continue  # another machine or checkout: not ours to judge
+        pid = int(tags.get("pid", -1))
+        try:
+            alive = psutil.pid_exists(pid) and repr(psutil.Process(pid).create_time()) == tags.get("pid_started")
+        except psutil.Error:
+            alive = False
+        if not alive:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
 @contextmanager
 def stage_run(stage: str, config: Mapping, variant: str | None = None) -> Iterator:
-    """One MLflow run for one stage: tags, the resolved config as params and as config.yaml."""
+    """One MLflow run for one stage: tags, the resolved config as params and as config.yaml.
+
+    Runs of the same stage that a killed process left RUNNING are first marked KILLED.
+    """
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
+    experiment = mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
     name = stage if variant is None else f"{stage}@{variant}"
-    tags = {"stage": stage, "variant": variant or "", "git_commit": git_commit()}
+    end_orphaned_runs(experiment.experiment_id, stage, variant or "")
+    tags = {"stage": stage, "variant": variant or "", "git_commit": git_commit(), **_this_process()}
     with mlflow.start_run(run_name=name, tags=tags) as run:
         mlflow.log_params(flatten(config))
         mlflow.log_dict(dict(config), "config.yaml")

@@ -13,8 +13,16 @@ import numpy as np
 from lawm.io import atomic_path
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
-    """Write `frames` [T, H, W, 3] uint8 RGB as an H.264 MP4 at `fps`, atomically."""
+# Lossless, intra-only H.264: every frame an IDR frame at qp 0 with the simplest analysis (no
+# lookahead, no rate control, no motion search). The decoded YUV is exactly what was encoded, and
+# the stream is a pure function of the frames: the embedded worlds are byte-identical run to run
+# (CRF 18 with inter frames was not: the bundled libx264 gave one of two streams for the same
+# frames). About 10x the bytes of CRF 18, at half its decode speed (docs/benchmarks.md).
+X264_OPTIONS = {"qp": "0", "preset": "ultrafast", "g": "1", "threads": "1"}
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> Path:
+    """Write `frames` [T, H, W, 3] uint8 RGB as a lossless H.264 MP4 at `fps`, atomically."""
     import av
 
     frames = np.asarray(frames)
@@ -24,13 +32,15 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int 
     if h % 2 or w % 2:
         raise ValueError(f"H.264 (yuv420p) needs even sizes, got {w}x{h}")
     path = Path(path)
+    rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-            for frame in frames:
+            stream.options = dict(X264_OPTIONS)
+            for i, frame in enumerate(frames):
                 yuv = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+                yuv.pts, yuv.time_base = i, 1 / rate
                 container.mux(stream.encode(yuv))
             container.mux(stream.encode())  # flush the encoder
     return path
@@ -40,8 +50,7 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 RGB -> [H * 3 / 2, W] uint8 planar YUV 4:2:0, BT.601 limited range.
 
     Done in numpy rather than by libswscale, whose first conversion in a process differs from
-    later ones. (The bundled libx264 itself is not bit-reproducible: the same YUV frames can give
-    one of two slightly different streams, even in one process with threads=1.)
+    later ones.
     """
     r, g, b = np.moveaxis(rgb.astype(np.float32), -1, 0)  # [H, W] each
     h, w = r.shape
@@ -53,14 +62,25 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
 
 
 def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
-    """Source frame indices that sample a video of `num_frames` at `source_fps` at `target_fps`.
+    """Source frame indices that sample a constant-rate video of `num_frames` at `target_fps`."""
+    starts = np.arange(num_frames) / source_fps
+    return resample_timestamps(starts, num_frames / source_fps, target_fps)
 
-    Nearest-frame sampling on the time grid k / target_fps; upsampling repeats frames.
+
+def resample_timestamps(starts: np.ndarray, end: float, target_fps: float) -> np.ndarray:
+    """Indices of the frames to show at times t_k = starts[0] + k / target_fps, for every t_k < end.
+
+    starts [F]: each frame's presentation time in seconds (non-decreasing); end: when the last
+    frame stops showing. Frame k is the one whose start is nearest to t_k (a tie goes to the later
+    frame); upsampling repeats frames. Timestamps make this right for variable-frame-rate video.
     """
-    duration = num_frames / source_fps
-    times = np.arange(int(np.floor(duration * target_fps + 1e-6))) / target_fps  # [K]
-    idx = np.floor(times * source_fps + 0.5).astype(np.int64)
-    return np.minimum(idx, num_frames - 1)
+    starts = np.asarray(starts, np.float64)
+    count = int(np.floor((end - starts[0]) * target_fps + 1e-6))
+    times = starts[0] + np.arange(count) / target_fps  # [K]
+    later = np.clip(np.searchsorted(starts, times), 0, len(starts) - 1)  # first start >= t (or the last)
+    earlier = np.maximum(later - 1, 0)
+    take_earlier = (times - starts[earlier]) < (starts[later] - times) - 1e-6
+    return np.where(take_earlier, earlier, later).astype(np.int64)
 
 
 def window_starts(num_frames: int, frames: int, stride: int) -> range:
@@ -73,39 +93,59 @@ class VideoProbe:
     """What `probe_video` learnt of a decodable video."""
 
     num_frames: int
-    fps: float
+    fps: float  # the average frame rate
     width: int
     height: int
     indices: list[int]  # source frames sampled at the clip fps, all verified decodable
+    times: list[float]  # their presentation times, seconds from the first frame
 
 
 def probe_video(path: str, target_fps: float) -> VideoProbe:
-    """Open `path` with decord and decode every frame sampled at `target_fps`.
+    """Open `path` and decode every frame sampled at `target_fps`, chosen by presentation time.
 
-    Raises ValueError with a readable reason for a file that is empty, not a video, or broken.
-    Meant to run in a worker process under a timeout: decord can hang on some broken files.
+    Raises ValueError with a short, readable reason for a file that is empty, not a video, or
+    broken. Meant to run in a worker process under a timeout: decoders can hang on broken files.
     """
     p = Path(path)
     if not p.exists():
         raise ValueError("no such file")
     if p.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
+    _check_container(p)
     import decord
 
     try:
         vr = decord.VideoReader(str(p), num_threads=1)
     except Exception as err:  # decord raises DECORDError/RuntimeError subclasses
-        raise ValueError(f"not a readable video: {_first_line(err)}") from None
+        raise ValueError(f"not a readable video: {decoder_message(err)}") from None
     num_frames, fps = len(vr), float(vr.get_avg_fps())
     if num_frames == 0 or not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"no video frames (frames={num_frames}, fps={fps})")
     height, width = vr[0].shape[:2]
-    indices = resample_indices(num_frames, fps, target_fps)
+    stamps = np.asarray(vr.get_frame_timestamp(range(num_frames)), np.float64)  # [F, 2]: start, end (s)
+    if np.isfinite(stamps).all() and (np.diff(stamps[:, 0]) >= 0).all() and stamps[-1, 1] > stamps[0, 0]:
+        starts, end = stamps[:, 0], stamps[-1, 1]
+    else:  # timestamps unusable: assume a constant rate
+        starts, end = np.arange(num_frames) / fps, num_frames / fps
+    indices = resample_timestamps(starts, end, target_fps)
     try:
         vr.get_batch(indices.tolist()).asnumpy()
     except Exception as err:
-        raise ValueError(f"frames do not decode (truncated or corrupt?): {_first_line(err)}") from None
-    return VideoProbe(num_frames, fps, int(width), int(height), indices.tolist())
+        raise ValueError(f"frames do not decode: {decoder_message(err)}") from None
+    times = (starts[indices] - starts[0]).tolist()
+    return VideoProbe(num_frames, fps, int(width), int(height), indices.tolist(), times)
+
+
+def _check_container(path: Path) -> None:
+    """Raise ValueError with FFmpeg's own reason if `path` is not a container with a video stream."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+    except av.FFmpegError as err:
+        raise ValueError(f"not a readable video: {(err.strerror or type(err).__name__).lower()}") from None
 
 
 def read_frames(path: str, indices: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
@@ -129,12 +169,21 @@ def decode_size(width: int, height: int, short_side: int) -> tuple[int, int] | N
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def _first_line(err: Exception) -> str:
-    """The first line of a decoder error, without decord's `[hh:mm:ss] file.cc:123: ` prefix."""
+_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] [^\s:]+:\d+: ")  # decord's "[hh:mm:ss] file.cc:123: "
+_FFMPEG_ERRORS = {1094995529: "invalid data found (truncated or corrupt file)", 541478725: "unexpected end of file"}
+
+
+def decoder_message(err: Exception) -> str:
+    """One short line for a decoder error: no log prefixes, FFmpeg codes and assertion text spelt out."""
     lines = str(err).strip().splitlines()
-    if not lines:
-        return type(err).__name__
-    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0])[:200]
+    text = _LOG_PREFIX.sub("", lines[0]).strip() if lines else ""
+    text = text.removeprefix("Error: ").removeprefix("ERROR ")
+    if m := re.search(r"failed with (-?\d+)", text):
+        code = abs(int(m.group(1)))
+        return _FFMPEG_ERRORS.get(code, f"FFmpeg error {code}")
+    if text.startswith("Check failed:"):  # an internal assertion: keep only its message
+        text = text.rsplit(")", 1)[-1].strip() or "internal decoder error"
+    return (text or type(err).__name__)[:160]
 
 
 def frame_strip(frames: np.ndarray, count: int = 8) -> np.ndarray:

@@ -3,7 +3,6 @@ transfer bars (Table 2), and a Markdown table of all evaluation metrics."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +12,7 @@ from lawm import tracking
 from lawm.config import load_params
 from lawm.evaluation import plots
 from lawm.io import atomic_path
-from pipelines.stage import METRICS_DIR, main, write_metrics
+from pipelines.stage import main, read_metrics, write_metrics
 
 
 @flow(name="compare_latent_actions", timeout_seconds=600)
@@ -21,10 +20,10 @@ def compare_latent_actions(params_file: str = "params.yaml", out_dir: str = "dat
     log = get_run_logger()
     params = load_params(params_file)
     variants = params.latent_actions.variants
-    metrics = {v: json.loads((METRICS_DIR / "evaluate_latent_actions" / f"{v}.json").read_text()) for v in variants}
+    metrics = {v: read_metrics(f"evaluate_latent_actions/{v}") for v in variants}
     out = Path(out_dir)
     with tracking.stage_run("compare_latent_actions", {"variants": variants}):
-        table = pd.DataFrame(metrics).T.drop(columns="seconds").sort_values("capacity_one_step_l1")
+        table = pd.DataFrame(metrics).T.sort_values("capacity_one_step_l1")
         with atomic_path(out / "comparison.md") as tmp:
             tmp.write_text(table.to_markdown(floatfmt=".4g") + "\n")
         figures = [plots.capacity(metrics, out / "capacity.png"), plots.transfer_bars(metrics, out / "transfer.png")]

@@ -1,9 +1,11 @@
-"""Stage `extract_clips`: decode every source video, resample, cut clips; reject what is broken."""
+"""Stage `extract_clips`: decode every video of the inventory, resample, cut clips; reject what
+is broken, each with its reason."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from lawm import tracking
@@ -11,13 +13,17 @@ from lawm.clips import extract
 from lawm.config import load_params
 from lawm.io import write_parquet
 from lawm.video import frame_strip, read_frames
+from pipelines.layout import CLIPS, SOURCES
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
 @task
-def cut_clips(params_file: str, out_dir: str) -> tuple[str, str]:
+def cut_clips(params_file: str, sources_file: str, out_dir: str) -> tuple[str, str]:
     """Write clips.parquet and rejects.parquet; return their paths."""
-    clips, rejects = extract(load_params(params_file).clips)
+    if not Path(sources_file).is_file():
+        raise FileNotFoundError(f"{sources_file}: no inventory of the sources; run the list_sources stage first "
+                                "(`dvc repro` does)")
+    clips, rejects = extract(load_params(params_file).clips, sources=pd.read_parquet(sources_file))
     out = Path(out_dir)
     write_parquet(out / "clips.parquet", clips)
     write_parquet(out / "rejects.parquet", rejects)
@@ -25,17 +31,15 @@ def cut_clips(params_file: str, out_dir: str) -> tuple[str, str]:
 
 
 @flow(name="extract_clips", timeout_seconds=4 * 3600)
-def extract_clips(params_file: str = "params.yaml", out_dir: str = "data/clips") -> dict:
-    import pandas as pd
-
+def extract_clips(params_file: str = "params.yaml", sources_file: str = str(SOURCES), out_dir: str = str(CLIPS)) -> dict:
     log = get_run_logger()
     cfg = load_params(params_file).clips
     clock = Stopwatch()
     with tracking.stage_run("extract_clips", {"clips": cfg.model_dump(mode="json")}):
-        clips_path, rejects_path = cut_clips(params_file, out_dir)
+        clips_path, rejects_path = cut_clips(params_file, sources_file, out_dir)
         clips, rejects = pd.read_parquet(clips_path), pd.read_parquet(rejects_path)
         for r in rejects.itertuples():
-            log.warning("rejected %s: %s", r.video, r.reason)
+            log.warning("rejected %s: %s", r.rel, r.reason)
         used = clips["video"].nunique()
         metrics = {
             "videos_used": used,

@@ -13,10 +13,12 @@ from lawm import tracking
 from lawm.config import load_params
 from lawm.control import Transitions, action_probe_r2, controller_loss, domain_actions, rollout_errors
 from lawm.features import FeatureCache
-from lawm.io import fingerprint, prepare_output_dir, source_fingerprint
-from lawm.models.saved import build, code_version, load_model, save_model
+from lawm.io import file_digest, fingerprint, prepare_output_dir
+from lawm.models.saved import build, load_model, save_model
 from lawm.planning.cem import ActionSpace
 from lawm.training import train
+from pipelines.code_deps import code_version
+from pipelines.layout import FEATURES, controllers, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
 
 KINDS = ("controller", "action_only_controller")
@@ -51,18 +53,18 @@ def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path
 
 
 @flow(name="fit_controller", timeout_seconds=4 * 3600)
-def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", features_dir: str = str(FEATURES),
                    lam_dir: str | None = None, out_dir: str | None = None) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
-    lam_path = Path(lam_dir or f"data/latent_actions/{variant}") / "model.pt"
-    out = Path(out_dir or f"data/controllers/{variant}/{domain}")
+    lam_path = Path(lam_dir or latent_actions(variant)) / "model.pt"
+    out = Path(out_dir or controllers(variant, domain))
     config = {"seed": params.seed, "variant": variant, "domain": domain,
               "controller": params.controller.model_dump(mode="json", exclude={"variants"})}
     clock = Stopwatch()
     with tracking.stage_run("fit_controller", config, variant=f"{variant}/{domain}"):
         cache = FeatureCache(features_dir)
-        key = fingerprint(config, cache.meta["key"], code_version(), source_fingerprint(lam_path))
+        key = fingerprint(config, cache.meta["key"], code_version("pipelines.fit_controller"), file_digest(lam_path))
         if prepare_output_dir(out, key):
             log.info("resuming the %s/%s controllers from %s", variant, domain, out / "checkpoints")
         paths, r2 = fit(variant, domain, params_file, features_dir, str(lam_path), str(out))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -10,11 +9,11 @@ from prefect import flow, get_run_logger
 from lawm import tracking
 from lawm.config import load_params
 from lawm.evaluation import report
-from pipelines.stage import METRICS_DIR, main
+from pipelines.stage import main, read_metrics
 
 
 def _load(*parts: str) -> dict:
-    return json.loads(METRICS_DIR.joinpath(*parts).with_suffix(".json").read_text())
+    return read_metrics("/".join(parts))
 
 
 @flow(name="report", timeout_seconds=600)

@@ -1,18 +1,20 @@
-"""What every stage entry point shares: the command line, the config check, the metrics file."""
+"""What every stage entry point shares: the command line, the config checks, the metrics file."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lawm.config import ConfigError, load_params
+from lawm.config import ConfigError, Params, invalid, load_params
 from lawm.io import write_json
+from pipelines.layout import METRICS
 
-METRICS_DIR = Path("data/metrics")
+METRICS_DIR = METRICS
 
 
 MATRIX_ARGS = {  # command-line argument -> (help, check against the params)
@@ -21,12 +23,14 @@ MATRIX_ARGS = {  # command-line argument -> (help, check against the params)
 }
 
 
-def main(flow: Callable, description: str, argv: list[str] | None = None, matrix: Sequence[str] = ()) -> None:
+def main(flow: Callable, description: str, argv: list[str] | None = None, matrix: Sequence[str] = (),
+         checks: Sequence[Callable[[Params], list[tuple[str, str]]]] = ()) -> None:
     """`python -m pipelines.<stage> [variant] [domain] [--params params.yaml]`: validate, then run the flow.
 
     `matrix` names the stage's DVC matrix arguments (keys of MATRIX_ARGS), passed to the flow by
-    name. An invalid params file or an unknown variant or domain stops here, before any work and
-    before Prefect starts, with exit code 2.
+    name. `checks` return (field, problem) pairs for what the params ask that the data cannot give.
+    An invalid params file, an unknown variant or domain, or a failed check stop here, before any
+    work and before Prefect starts, with exit code 2.
     """
     parser = argparse.ArgumentParser(description=description)
     for name in matrix:
@@ -38,18 +42,51 @@ def main(flow: Callable, description: str, argv: list[str] | None = None, matrix
         params = load_params(args.params)
         for name, value in values.items():
             MATRIX_ARGS[name][1](params, value)
+        problems = [problem for check in checks for problem in check(params)]
+        if problems:
+            raise invalid(args.params, problems)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     flow(params_file=args.params, **values)
 
 
-def write_metrics(stage: str, metrics: dict, folder: Path = METRICS_DIR) -> Path:
-    """The stage's final metrics as the small JSON that dvc.yaml declares (`stage` may be
-    `name/variant`)."""
-    path = Path(folder) / f"{stage}.json"
-    write_json(path, _nan_to_null(metrics))
-    return path
+# Figures of a run rather than of its result (the machine's speed, what a resumed run skipped).
+RUN_FIGURES = ("seconds", "clips_per_second", "videos_per_second", "ms_per_plan", "shards_resumed")
+
+
+def split_timings(metrics: dict) -> tuple[dict, dict]:
+    """(results, run figures) of a metrics tree. Run figures go to MLflow only, so the metrics DVC
+    tracks are the same for the same inputs and `dvc metrics diff` shows only what changed."""
+    results, timings = {}, {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            results[key], inner = split_timings(value)
+            timings.update({f"{key}.{k}": v for k, v in inner.items()})
+        elif key in RUN_FIGURES:
+            timings[key] = value
+        else:
+            results[key] = value
+    return results, timings
+
+
+def write_metrics(stage: str, metrics: dict, folder: Path = METRICS_DIR) -> dict:
+    """Write the stage's results (its metrics without timings) as the small JSON that dvc.yaml
+    declares (`stage` may be `name/variant`); returns what was written."""
+    results, _ = split_timings(metrics)
+    write_json(Path(folder) / f"{stage}.json", _nan_to_null(results))
+    return results
+
+
+def read_metrics(stage: str, folder: Path = METRICS_DIR) -> dict:
+    """A stage's metrics as `write_metrics` wrote them, with its nulls back as NaN."""
+    return _null_to_nan(json.loads((Path(folder) / f"{stage}.json").read_text()))
+
+
+def _null_to_nan(tree):
+    if isinstance(tree, dict):
+        return {k: _null_to_nan(v) for k, v in tree.items()}
+    return math.nan if tree is None else tree
 
 
 def _nan_to_null(tree):

@@ -14,8 +14,10 @@ from lawm.config import load_params
 from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint, prepare_output_dir
-from lawm.models.saved import build, code_version, load_model, save_model
+from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
+from pipelines.code_deps import code_version
+from pipelines.layout import FEATURES, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -41,19 +43,19 @@ def fit(variant: str, params_file: str, features_dir: str, out_dir: str) -> str:
 
 
 @flow(name="train_latent_actions", timeout_seconds=6 * 3600)
-def train_latent_actions(variant: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+def train_latent_actions(variant: str, params_file: str = "params.yaml", features_dir: str = str(FEATURES),
                          out_dir: str | None = None) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
     cfg = params.latent_actions
-    out = Path(out_dir or f"data/latent_actions/{variant}")
+    out = Path(out_dir or latent_actions(variant))
     config = {"seed": params.seed, "variant": variant,
               "regularizer": params.regularizer(variant).model_dump(mode="json"),
               "latent_actions": cfg.model_dump(mode="json", exclude={"variants", "regularizers"})}
     clock = Stopwatch()
     with tracking.stage_run("train_latent_actions", config, variant=variant):
         features_key = FeatureCache(features_dir).meta["key"]
-        if prepare_output_dir(out, fingerprint(config, features_key, code_version())):
+        if prepare_output_dir(out, fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))):
             log.info("resuming %s from %s", variant, out / "checkpoints")
         model = load_model(fit(variant, params_file, features_dir, str(out)))
         val = training_windows(features_dir, cfg.domains, cfg.window, "val")

@@ -15,9 +15,11 @@ from lawm.control import domain_actions
 from lawm.evaluation.suite import clip_tensor
 from lawm.features import FeatureCache, StateWindows
 from lawm.io import fingerprint, prepare_output_dir
-from lawm.models.saved import build, code_version, load_model, save_model
+from lawm.models.saved import build, load_model, save_model
 from lawm.planning.cem import ActionSpace, rollout
 from lawm.training import train
+from pipelines.code_deps import code_version
+from pipelines.layout import FEATURES, world_model
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -59,17 +61,17 @@ def held_out_errors(model, cache: FeatureCache, domain: str) -> dict:
 
 
 @flow(name="train_world_model", timeout_seconds=6 * 3600)
-def train_world_model(domain: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+def train_world_model(domain: str, params_file: str = "params.yaml", features_dir: str = str(FEATURES),
                       out_dir: str | None = None) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
-    out = Path(out_dir or f"data/world_models/{domain}")
+    out = Path(out_dir or world_model(domain))
     config = {"seed": params.seed, "domain": domain, "world_model": params.world_model.model_dump(mode="json"),
               "model": params.latent_actions.model.model_dump(mode="json")}
     clock = Stopwatch()
     with tracking.stage_run("train_world_model", config, variant=domain):
         cache = FeatureCache(features_dir)
-        if prepare_output_dir(out, fingerprint(config, cache.meta["key"], code_version())):
+        if prepare_output_dir(out, fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))):
             log.info("resuming the %s world model from %s", domain, out / "checkpoints")
         model = load_model(fit(domain, params_file, features_dir, str(out)))
         metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}

@@ -11,8 +11,10 @@ from lawm import tracking
 from lawm.config import load_params
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.video import frame_strip, read_frames
-from lawm.worlds import DOMAINS, code_version as worlds_code_version, generate_world
+from lawm.worlds import DOMAINS, generate_world
 from lawm.worlds.real import REAL_DOMAIN, copy_real_clips
+from pipelines.code_deps import code_version
+from pipelines.layout import WORLDS
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -24,13 +26,13 @@ def render_domain(domain: str, params_file: str, out_dir: str) -> list[str]:
 
 
 @flow(name="worlds", timeout_seconds=2 * 3600)
-def worlds(params_file: str = "params.yaml", out_dir: str = "data/worlds") -> dict:
+def worlds(params_file: str = "params.yaml", out_dir: str = str(WORLDS)) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
     config = {"seed": params.seed, "worlds": params.worlds.model_dump(mode="json")}
     clock = Stopwatch()
     with tracking.stage_run("worlds", config):
-        if prepare_output_dir(out_dir, fingerprint(config, worlds_code_version())):
+        if prepare_output_dir(out_dir, fingerprint(config, code_version("pipelines.worlds"))):
             log.info("resuming in %s: finished videos are kept", out_dir)
         metrics: dict[str, float] = {}
         for domain in DOMAINS:

@@ -1,4 +1,7 @@
+import os
+import shutil
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -6,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lawm.clips import action_columns, discover, extract, split_of, transition_sums
-from lawm.video import read_frames, resample_indices, window_starts
+from lawm.clips import action_columns, extract, split_of, transition_sums
+from lawm.sources import inventory
+from lawm.video import probe_video, read_frames, resample_indices, window_starts
 from tests.conftest import make_video, moving_square
 from tests.probes import crash_on_marked, hang_on_marked
 
@@ -89,7 +93,8 @@ def test_missing_path_in_a_list_file(tiny_params, tmp_path):
     listing = tmp_path / "videos.txt"
     listing.write_text("# my videos\na/real.mp4\n\na/gone.mp4\n")
     clips, rejects = extract(clips_cfg(tiny_params, listing), progress=False)
-    assert rejects.to_dict("records") == [{"video": str(tmp_path / "a" / "gone.mp4"), "reason": "no such file"}]
+    assert rejects.to_dict("records") == [{"video": str(tmp_path / "a" / "gone.mp4"), "rel": "a/gone.mp4",
+                                           "reason": "no such file"}]
     assert set(clips["domain"]) == {"a"} and len(clips) > 0
 
 
@@ -100,7 +105,7 @@ def test_missing_source_is_a_clear_error(tiny_params, tmp_path):
 
 def test_a_hanging_decode_is_killed_and_rejected(tiny_params, tmp_path):
     make_video(tmp_path / "v" / "fine.mp4", frames=80, fps=8)
-    make_video(tmp_path / "v" / "hang.mp4", frames=80, fps=8)
+    make_video(tmp_path / "v" / "hang.mp4", frames=80, fps=8, seed=1)
     cfg = clips_cfg(tiny_params, tmp_path / "v", decode_timeout_s=3.0)
     start = time.perf_counter()
     clips, rejects = extract(cfg, progress=False, probe=hang_on_marked)
@@ -111,7 +116,7 @@ def test_a_hanging_decode_is_killed_and_rejected(tiny_params, tmp_path):
 
 def test_a_crashing_decoder_is_rejected(tiny_params, tmp_path):
     make_video(tmp_path / "v" / "fine.mp4", frames=80, fps=8)
-    make_video(tmp_path / "v" / "crash.mp4", frames=80, fps=8)
+    make_video(tmp_path / "v" / "crash.mp4", frames=80, fps=8, seed=1)
     clips, rejects = extract(clips_cfg(tiny_params, tmp_path / "v"), progress=False, probe=crash_on_marked)
     assert rejects["reason"].str.startswith("decoder crashed").tolist() == [True]
     assert len(clips) > 0
@@ -120,21 +125,105 @@ def test_a_crashing_decoder_is_rejected(tiny_params, tmp_path):
 def test_domains_and_ground_truth_are_found(tmp_path):
     make_video(tmp_path / "src" / "arm" / "e0.mp4", frames=8, fps=8)
     pd.DataFrame({"frame": range(8)}).to_parquet(tmp_path / "src" / "arm" / "e0.gt.parquet")
-    make_video(tmp_path / "src" / "top.mp4", frames=8, fps=8)
-    videos, _ = discover(tmp_path / "src", [".mp4"])
-    by_name = {v.path.split("/")[-1]: v for v in videos}
-    assert by_name["e0.mp4"].domain == "arm" and by_name["e0.mp4"].gt.endswith("e0.gt.parquet")
-    assert by_name["top.mp4"].domain == "src" and by_name["top.mp4"].gt == ""
+    make_video(tmp_path / "src" / "top.mp4", frames=8, fps=8, seed=1)
+    found = inventory(tmp_path / "src", [".mp4"]).set_index("rel")
+    assert found.loc["arm/e0.mp4", "domain"] == "arm" and found.loc["arm/e0.mp4", "gt"].endswith("e0.gt.parquet")
+    assert len(found.loc["arm/e0.mp4", "gt_sha256"]) == 64
+    assert found.loc["top.mp4", "domain"] == "src" and found.loc["top.mp4", "gt"] == ""
 
 
-def test_split_is_by_video_deterministic_and_per_domain(tmp_path):
-    from lawm.clips import SourceVideo
-
-    videos = [SourceVideo(f"/x/{d}/v{i}.mp4", d, "") for d in ("wild", "arm") for i in range(10)]
-    a, b = split_of(videos, 0.2), split_of(list(reversed(videos)), 0.2)
+def test_split_is_by_video_deterministic_and_per_domain():
+    videos = pd.DataFrame([{"rel": f"{d}/v{i}.mp4", "domain": d} for d in ("wild", "arm") for i in range(10)])
+    a, b = split_of(videos, 0.2), split_of(videos.iloc[::-1], 0.2)
     assert a == b
     for d in ("wild", "arm"):
-        assert sum(a[v.path] == "val" for v in videos if v.domain == d) == 2
+        assert sum(a[rel] == "val" for rel in videos.loc[videos["domain"] == d, "rel"]) == 2
+
+
+def write_vfr(path: Path, times: list[float]) -> Path:
+    """A variable-frame-rate MP4: frame i is shown from times[i] (ms precision) and shows i in binary,
+    as eight black or white stripes (`frame_number` reads it back)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width = stream.height = 32
+        stream.pix_fmt, stream.time_base = "yuv420p", Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        for i, t in enumerate(times):
+            bits = (i >> np.arange(8)) & 1  # [8]
+            image = np.repeat(np.repeat(bits * 255, 4)[None, :, None], 32, axis=0).repeat(3, axis=2)  # [32, 32, 3]
+            frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def frame_number(frames: np.ndarray) -> np.ndarray:
+    """[T, 32, 32, 3] frames of `write_vfr` -> the numbers they show [T]."""
+    bits = frames.astype(float).mean(axis=(1, 3)).reshape(len(frames), 8, 4).mean(-1) > 128  # [T, 8]
+    return (bits * (1 << np.arange(8))).sum(-1)
+
+
+def test_variable_frame_rate_video_is_sampled_by_timestamps(tmp_path):
+    # 2 s at 30 fps, 2 s at 5 fps, 2 s at 30 fps: an average of 21.7 fps that fits no part of it
+    times = [i / 30 for i in range(60)] + [2 + i / 5 for i in range(10)] + [4 + i / 30 for i in range(60)]
+    path = write_vfr(tmp_path / "phone.mp4", times)
+    probe = probe_video(str(path), 4.0)
+    assert len(probe.indices) == 24  # 6 s at 4 fps
+    targets = np.arange(24) / 4
+    shown = np.asarray(times)[probe.indices]
+    assert np.abs(shown - targets).max() <= 0.1 + 1e-3  # the nearest frame: within half of the slowest gap
+    assert np.allclose(probe.times, shown, atol=1e-3)
+    assert frame_number(read_frames(str(path), probe.indices)).tolist() == probe.indices  # those frames are decoded
+    constant_rate = resample_indices(len(times), len(times) / 6, 4.0)  # what assuming a constant rate picks
+    assert np.abs(np.asarray(times)[constant_rate] - targets).max() > 0.5
+
+
+def test_every_entry_gets_exactly_one_verdict(tiny_params, tmp_path):
+    """A folder with every kind of bad entry, same-named videos and a VFR video: each candidate ends
+    up with clips or with exactly one reject reason, and clip ids are unique and stable."""
+    d = tmp_path / "src"
+    make_video(d / "lab" / "day1" / "take1.mp4", frames=80, fps=8, seed=1)
+    make_video(d / "lab" / "day2" / "take1.avi", frames=80, fps=8, seed=2)  # the same stem in another folder
+    make_video(d / "lab" / "folder.mp4" / "inner.mp4", frames=80, fps=8, seed=3)  # inside a folder named .mp4
+    write_vfr(d / "lab" / "phone.mp4", [i / 30 for i in range(90)] + [3 + i / 5 for i in range(10)])
+    shutil.copyfile(d / "lab" / "day1" / "take1.mp4", d / "lab" / "take1_copy.mp4")
+    os.symlink(d / "lab" / "day1" / "take1.mp4", d / "lab" / "alias.mp4")
+    os.symlink(tmp_path / "gone.mp4", d / "lab" / "dangling.mp4")
+    os.symlink(d / "lab" / "loop.mp4", d / "lab" / "loop.mp4")
+    os.symlink("/proc/self/mem", d / "lab" / "unreadable.mp4")  # a regular file whose read fails (EIO)
+    os.mkfifo(d / "lab" / "pipe.mp4")
+    (d / "lab" / "empty.mp4").write_bytes(b"")
+    (d / "lab" / "notes.txt").write_text("not a candidate: no video extension")
+    cfg = tiny_params.clips.model_copy(update={"sources": str(d), "extensions": [".mp4", ".avi"]})
+
+    clips, rejects = extract(cfg, progress=False)
+    reasons = dict(zip(rejects["rel"], rejects["reason"]))
+    assert rejects["rel"].is_unique and not set(reasons) & set(clips["rel"])
+    assert set(reasons) | set(clips["rel"]) == {
+        "lab/day1/take1.mp4", "lab/day2/take1.avi", "lab/folder.mp4", "lab/folder.mp4/inner.mp4", "lab/phone.mp4",
+        "lab/take1_copy.mp4", "lab/alias.mp4", "lab/dangling.mp4", "lab/loop.mp4", "lab/unreadable.mp4", "lab/pipe.mp4",
+        "lab/empty.mp4"}
+    assert set(clips["rel"]) == {"lab/day1/take1.mp4", "lab/day2/take1.avi", "lab/folder.mp4/inner.mp4",
+                                 "lab/phone.mp4"}
+    assert reasons == {
+        "lab/folder.mp4": "a folder, not a video file",
+        "lab/take1_copy.mp4": "duplicate: the same bytes as lab/day1/take1.mp4",
+        "lab/alias.mp4": "duplicate: the same file as lab/day1/take1.mp4",
+        "lab/dangling.mp4": f"broken symbolic link (to {tmp_path / 'gone.mp4'}, which does not exist)",
+        "lab/loop.mp4": "cannot read: too many levels of symbolic links",
+        "lab/unreadable.mp4": "cannot read: input/output error",
+        "lab/pipe.mp4": "not a regular file (a named pipe)",
+        "lab/empty.mp4": "empty file (0 bytes)",
+    }
+    assert clips["clip_id"].is_unique
+    assert {"lab/day1/take1.mp4/00000", "lab/day2/take1.avi/00000"} <= set(clips["clip_id"])
+    again, _ = extract(cfg, progress=False)
+    assert again["clip_id"].tolist() == clips["clip_id"].tolist()  # stable across runs
+    phone = clips[clips["rel"] == "lab/phone.mp4"]
+    assert [list(f) for f in phone["frame_indices"].iloc[[0, -1]]] == [  # 30 fps, then from 3 s at 5 fps
+        [0, 8, 15, 23, 30, 38, 45, 53], [60, 68, 75, 83, 90, 91, 93, 94]]  # 3.5 s: a tie, the later frame
 
 
 def test_resample_and_windows():

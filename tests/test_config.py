@@ -111,3 +111,80 @@ def test_planning_settings_are_checked_against_the_data(repo_params):
         with_overrides(repo_params, {"controller.variants": ["sparse", "zero_typo"]})
     with pytest.raises(ConfigError, match="no latent actions"):
         with_overrides(repo_params, {"controller.variants": ["zero"]})
+
+
+def run_stage(module, params_file, cwd):
+    return subprocess.run([sys.executable, "-m", module, "--params", str(params_file)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw["clips"].update(extensions=[".mp4", "mov"]),
+     "clips.extensions.1: Value error, an extension is a dot and letters or digits, like .mp4 (got 'mov')"),
+    (lambda raw: raw["features"].update(device="cdua"), "features.device: String should match pattern"),
+    (lambda raw: raw["latent_actions"]["regularizers"].update({"../../victim2": {"kind": "none"}}),
+     "latent_actions.regularizers.../../victim2.[key]: String should match pattern"),
+    (lambda raw: raw["world_model"].update(domains=["arm", "a/b"]), "world_model.domains.1: String should match"),
+])
+def test_params_that_cannot_work_are_refused_naming_the_field(tmp_path, edit, message):
+    raw = raw_params()
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = run_stage("pipelines.worlds", path, tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"error: {path} is invalid (1 problem):")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_cuda_device_needs_cuda():
+    import torch
+
+    raw = raw_params()
+    raw["features"]["device"] = "cuda"
+    if torch.cuda.is_available():
+        assert validate_params(raw).features.device == "cuda"
+    else:
+        with pytest.raises(ConfigError, match="features.device: Value error, 'cuda' asked for, but CUDA is not available"):
+            validate_params(raw)
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("  stride: 8\n", "  stride: 8\n  stride: 4\n")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("  stride: 4") + 1
+    with pytest.raises(ConfigError, match=rf"clips.stride: given twice \(lines {line - 1} and {line}\)"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("sources, edit, message", [
+    ("nowhere", {}, "clips.sources: nowhere: no such folder or list file"),
+    ("videos/arm/a.mp4", {}, "clips.sources: videos/arm/a.mp4 is a video file; give the folder"),
+    ("videos", {"latent_actions": {"domains": ["wlid"]}}, "latent_actions.domains: no folder ['wlid'] under videos"),
+    ("data/worlds", {"world_model": {"domains": ["arm", "wild"]}}, "world_model.domains: ['wild'] have no real actions"),
+])
+def test_sources_are_checked_before_listing(tmp_path, sources, edit, message):
+    (tmp_path / "videos" / "arm").mkdir(parents=True)
+    (tmp_path / "videos" / "arm" / "a.mp4").write_bytes(b"x")
+    raw = raw_params()
+    raw["clips"]["sources"] = sources
+    for section, values in edit.items():
+        raw[section].update(values)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = run_stage("pipelines.list_sources", path, tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_dvc_yaml_code_deps_are_the_import_closures(tmp_path):
+    from pipelines.code_deps import stage_files, sync_dvc_yaml
+
+    assert sync_dvc_yaml(write=False) == []  # dvc.yaml agrees with the imports
+    assert "lawm/evaluation/plots.py" in stage_files("pipelines.evaluate_planning")  # imported inside a module
+    assert "lawm/worlds/wild.py" not in stage_files("pipelines.train_latent_actions")
+    edited = tmp_path / "dvc.yaml"
+    edited.write_text((ROOT / "dvc.yaml").read_text().replace("      - lawm/planning/protocols.py\n", "", 1))
+    assert sync_dvc_yaml(edited, write=False) == ["evaluate_planning"]  # a missing dep is caught
+    assert sync_dvc_yaml(edited) == ["evaluate_planning"] and sync_dvc_yaml(edited, write=False) == []

