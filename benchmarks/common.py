@@ -194,6 +194,20 @@ def default_params():
     return load_params(ROOT / "params.yaml")
 
 
+def latent_action_model(variant: str = "sparse", params=None):
+    """params.yaml's latent-action model for `variant` on the default pixels states (4x4 tokens of
+    1536), randomly initialised, in training mode; and a random batch [B, window, 16, 1536]."""
+    import torch
+
+    from lawm.models.saved import build
+
+    cfg = (params or default_params()).latent_actions
+    torch.manual_seed(0)
+    model = build("latent_action_model", {"token_dim": 1536, "grid": [4, 4], "model_cfg": cfg.model.model_dump(mode="json"),
+                                          "reg_cfg": cfg.regularizers[variant].model_dump(mode="json")}).train()
+    return model, torch.randn(cfg.train.batch_size, cfg.window, 16, 1536)
+
+
 def make_wild_videos(out_dir: Path, videos: int, params=None) -> list[Path]:
     """`videos` default-size `wild` world videos (params.yaml's worlds section otherwise), under out_dir/wild/."""
     from lawm.config import with_overrides

@@ -2,8 +2,9 @@
 
 Every model (latent-action model, real-action world model, controller) trains through `train`.
 
-* Optimisers (paper §4.1). With `muon_lr == 0`, AdamW for everything. Otherwise `torch.optim.Muon`
-  (Keller's "original" lr adjustment) for the *hidden* 2-D weight matrices and AdamW for the rest.
+* Optimisers (paper §4.1). With `muon_lr == 0`, AdamW for everything. Otherwise Muon (`lawm.optim`:
+  torch.optim.Muon's algorithm, Keller's "original" lr adjustment, its Newton-Schulz iteration in
+  float32 on a CPU) for the *hidden* 2-D weight matrices and AdamW for the rest.
   A hidden matrix (`hidden_matrices`) is a 2-D parameter whose qualified name passes through a
   submodule named `blocks` or `*_blocks` (e.g. `predictor.blocks.3.mlp.fc1.weight`), and which does
   not belong to an `nn.Embedding`. So models keep their transformer/MLP blocks in a `blocks`
@@ -35,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lawm.config import TrainConfig
 from lawm.io import atomic_path, fingerprint
+from lawm.optim import Muon
 
 CHECKPOINT = "last.pt"
 LossFn = Callable[[nn.Module, dict], tuple[Tensor, dict[str, float]]]
@@ -121,8 +123,7 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[tuple[torch.opti
     optimizers = [(torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.999),
                                      weight_decay=cfg.weight_decay), cfg.lr)]
     if hidden:
-        muon = torch.optim.Muon([p for n, p in named if n in hidden], lr=cfg.muon_lr,
-                                weight_decay=cfg.weight_decay, adjust_lr_fn="original")
+        muon = Muon([p for n, p in named if n in hidden], lr=cfg.muon_lr, weight_decay=cfg.weight_decay)
         optimizers.append((muon, cfg.muon_lr))
     return optimizers
 
@@ -203,7 +204,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
             _reseed(seed, step)
             lrs = {}
             for opt, base in optimizers:
-                lr = lrs["lr_muon" if isinstance(opt, torch.optim.Muon) else "lr"] = base * lr_factor(step, cfg)
+                lr = lrs["lr_muon" if isinstance(opt, Muon) else "lr"] = base * lr_factor(step, cfg)
                 for group in opt.param_groups:
                     group["lr"] = lr
                 opt.zero_grad(set_to_none=True)

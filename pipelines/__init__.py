@@ -1,10 +1,12 @@
 """One Prefect flow per DVC stage: read params, call `lawm`, log to MLflow, write outputs.
 
 Importing this package sets quiet, offline-friendly defaults before Prefect and MLflow load;
-any value already in the environment wins.
+any value already in the environment wins. `lawm` sets the OpenMP defaults (`lawm.runtime`).
 """
 
 import os
+
+import lawm  # noqa: F401  (its OpenMP defaults, before any stage imports torch)
 
 for _key, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

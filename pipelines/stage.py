@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lawm.config import ConfigError, Params, invalid, load_params
 from lawm.io import write_json
+from lawm.runtime import configure_threads
 from pipelines.layout import METRICS
 
 METRICS_DIR = METRICS
@@ -48,6 +49,8 @@ def main(flow: Callable, description: str, argv: list[str] | None = None, matrix
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if "torch" in sys.modules:  # stages that compute: their threads from the cores (lawm.runtime)
+        configure_threads()
     flow(params_file=args.params, **values)
 
 

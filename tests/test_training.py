@@ -6,6 +6,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from lawm.config import TrainConfig
+from lawm.optim import Muon
 from lawm.training import (CheckpointMismatchError, NonFiniteLossError, StepBatchSampler, hidden_matrices,
                            lr_factor, make_optimizers, train)
 
@@ -125,8 +126,8 @@ def test_muon_gets_exactly_the_hidden_matrices():
     assert set(hidden_matrices(model)) == hidden
     names = {id(p): n for n, p in model.named_parameters()}
     (adamw, lr), (muon, muon_lr) = make_optimizers(model, cfg())
-    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, torch.optim.Muon)
-    assert (lr, muon_lr) == (3e-3, 0.02) and muon.param_groups[0]["adjust_lr_fn"] == "original"
+    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, Muon)
+    assert (lr, muon_lr) == (3e-3, 0.02) and muon.param_groups[0]["nesterov"]  # torch.optim.Muon's rule: see below
     in_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
     in_adamw = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
     assert in_muon == hidden and in_adamw == set(names.values()) - hidden
@@ -230,3 +231,26 @@ def test_gradients_are_clipped_before_the_update(tmp_path):
         handle.remove()
     assert len(seen) == 4 and all(n == pytest.approx(1e-3, rel=1e-3) for n in seen)
     assert all(m["grad_norm"] > 1e-2 for m in logs)  # the logged norm is the one before clipping
+
+
+def test_muon_is_torch_muon_with_its_iteration_in_a_chosen_dtype():
+    torch.manual_seed(0)
+    weights = [torch.randn(24, 40), torch.randn(40, 24)]  # wide and tall
+    grads = [torch.randn_like(w) for w in weights]
+    mine = [w.clone().requires_grad_() for w in weights]
+    ref = [w.clone().requires_grad_() for w in weights]
+    ours = Muon(mine, lr=0.02, weight_decay=0.04, ns_dtype=torch.bfloat16)
+    theirs = torch.optim.Muon(ref, lr=0.02, weight_decay=0.04, adjust_lr_fn="original")
+    for step in range(3):
+        for a, b, g in zip(mine, ref, grads):
+            a.grad, b.grad = g * (step + 1), g * (step + 1)
+        ours.step()
+        theirs.step()
+    assert all(torch.equal(a, b) for a, b in zip(mine, ref))  # bfloat16: the same numbers as torch
+    fp32 = [w.clone().requires_grad_() for w in weights]
+    opt = Muon(fp32, lr=0.02, weight_decay=0.04)  # on a CPU: float32
+    for step in range(3):
+        for a, g in zip(fp32, grads):
+            a.grad = g * (step + 1)
+        opt.step()
+    assert all(torch.allclose(a, b, atol=2e-3) and not torch.equal(a, b) for a, b in zip(fp32, ref))

@@ -1,0 +1,57 @@
+"""How a lawm process uses the CPU: intra-op threads, and how its OpenMP threads wait.
+
+torch's OpenMP threads spin for a while at every barrier before they sleep. Two processes that
+run as many threads as there are cores then hold each other up: a descheduled thread keeps all
+the others spinning. On 2 cores, a training step took 3.8x as long beside one busy process
+(benchmarks/contention.py). Spinning 3,000 times (`GOMP_SPINCOUNT`) instead of libgomp's
+300,000 brings that to 2.4x at the same speed alone; `OMP_WAIT_POLICY=PASSIVE` gives 1.5x but is
+slower alone. libgomp reads these when torch loads, so `lawm/__init__` sets the default before
+anything imports torch; a value already in the environment wins.
+
+`configure_threads` gives a process its intra-op threads: `LAWM_THREADS` if set, else
+`OMP_NUM_THREADS` if set, else every core the process may run on (its CPU affinity), and never
+more than those cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "3000"}
+
+
+def set_openmp_defaults() -> None:
+    for key, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_count(environ: dict[str, str] | None = None) -> int:
+    """The intra-op threads this process should use (see the module docstring)."""
+    environ = os.environ if environ is None else environ
+    cores = usable_cores()
+    for key in ("LAWM_THREADS", "OMP_NUM_THREADS"):
+        if environ.get(key):
+            try:
+                asked = int(environ[key])
+            except ValueError:
+                raise ValueError(f"{key}={environ[key]!r} is not a whole number of threads") from None
+            if asked < 1:
+                raise ValueError(f"{key}={asked}: a process needs at least 1 thread")
+            return min(asked, cores)
+    return cores
+
+
+def configure_threads() -> int:
+    """Set torch's intra-op threads to `thread_count()`; return it."""
+    import torch
+
+    n = thread_count()
+    torch.set_num_threads(n)
+    return n
