@@ -127,11 +127,14 @@ def action_columns(gt: pd.DataFrame) -> list[str]:
 def transition_sums(gt: pd.DataFrame, frame_indices: list[int], tubelet: int, columns: list[str]) -> np.ndarray:
     """Per-frame `columns` (NaN as 0) summed over each transition between consecutive states.
 
-    State k is anchored at clip frame k * tubelet; transition k covers source frames
-    [frame_indices[k * tubelet], frame_indices[(k + 1) * tubelet]). Returns [S - 1, len(columns)].
+    A state is a tubelet of clip frames, and it is *now* at its last frame: that is what a
+    controller observes, and when its action starts. So transition k covers the source frames
+    from the last frame of state k to the last frame of state k+1:
+    [frame_indices[k * tubelet + tubelet - 1], frame_indices[(k + 1) * tubelet + tubelet - 1]).
+    Returns [S - 1, len(columns)].
     """
     per_frame = gt.sort_values("frame")[columns].to_numpy(np.float64)  # [F, A]
     per_frame = np.nan_to_num(per_frame)
     cum = np.concatenate([np.zeros((1, len(columns))), np.cumsum(per_frame, axis=0)])  # [F + 1, A]
-    anchors = np.asarray(frame_indices)[::tubelet]  # [S]
+    anchors = np.asarray(frame_indices)[tubelet - 1::tubelet]  # [S]: the last frame of each state
     return (cum[anchors[1:]] - cum[anchors[:-1]]).astype(np.float32)  # [S - 1, A]

@@ -123,6 +123,7 @@ class PixelsEncoderConfig(Strict):
     image_size: Annotated[int, Field(ge=8)]
     patch_size: PositiveInt
     tubelet: PositiveInt
+    blur: Annotated[float, Field(ge=0)]  # Gaussian std in pixels before patching (0 = none)
 
     @model_validator(mode="after")
     def _patch_divides_image(self):
@@ -214,6 +215,7 @@ class ModelConfig(Strict):
     heads: PositiveInt
     mlp_ratio: PositiveFloat
     idm_depth: PositiveInt
+    idm_split: PositiveInt  # the IDM sees pixels tokens cut this many times finer per side (1 = as cached)
     latent_dim: PositiveInt  # size of one latent action (128 in the paper)
 
     @model_validator(mode="after")
@@ -352,6 +354,11 @@ class Params(Strict):
             if cem.horizon >= states:
                 raise ValueError(f"planning.{name}.horizon ({cem.horizon}) needs horizon + 1 states in a clip, "
                                  f"which has {states}")
+        split, encoder = self.latent_actions.model.idm_split, self.features.encoder
+        if split > 1 and (encoder.kind != "pixels" or encoder.patch_size % split):
+            raise ValueError(f"latent_actions.model.idm_split {split} needs the pixels encoder with a patch_size "
+                             f"that it divides (features.encoder: {encoder.kind}"
+                             f"{', patch_size ' + str(encoder.patch_size) if encoder.kind == 'pixels' else ''})")
         untrained = [v for v in self.controller.variants if v not in self.latent_actions.variants]
         if untrained:
             raise ValueError(f"controller.variants {untrained} are not in latent_actions.variants (nothing trains them)")

@@ -13,6 +13,7 @@ the missing ones. Every read checks the clip's CRC32, so a damaged shard is neve
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from collections.abc import Sequence
@@ -188,29 +189,52 @@ class StateWindows(Dataset):
 class MixedWindows(Dataset):
     """`main` windows plus a `share` of the whole drawn from `extra` (the paper's App. D mixing).
 
-    The first items are main's; the rest cycle through `extra`, so the mix is exact. share = 1
-    keeps `extra` only (the paper's domain-only model).
+    The first items are main's; the rest are extra's in `balanced_order`, which spreads them evenly
+    over extra's domains and, within each, over its videos (repeating when more are asked for than
+    there are). share = 1 keeps `extra` only (the paper's domain-only model).
     """
 
-    def __init__(self, main: Dataset, extra: Dataset | None, share: float):
+    def __init__(self, main: Dataset, extra: StateWindows | None, share: float, seed: int):
         if share and (extra is None or len(extra) == 0):
             raise ValueError("a domain share needs domain windows")
         self.main, self.extra = main, extra
         self.num_main = len(main) if share < 1 else 0
-        self.num_extra = len(extra) if share >= 1 else round(len(main) * share / (1 - share))
+        num_extra = len(extra) if share >= 1 else round(len(main) * share / (1 - share))
+        order = balanced_order(extra, seed)
+        self.extra_items = [order[i % len(order)] for i in range(num_extra)]
 
     def __len__(self) -> int:
-        return self.num_main + self.num_extra
+        return self.num_main + len(self.extra_items)
 
     def __getitem__(self, i: int) -> dict:
         if i < self.num_main:
             return self.main[i]
-        return self.extra[(i - self.num_main) % len(self.extra)]
+        return self.extra[self.extra_items[i - self.num_main]]
+
+
+def balanced_order(windows: StateWindows, seed: int) -> list[int]:
+    """Every index of `windows`, ordered so that any prefix is spread evenly over the domains and,
+    within a domain, over its videos: round-robin over domains, over videos, in a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    grouped: dict[str, dict[str, list[int]]] = {}
+    for i, (clip_id, _) in enumerate(windows.items):
+        row = windows.cache.row(clip_id)
+        grouped.setdefault(row["domain"], {}).setdefault(row["video"], []).append(i)
+    per_domain = []
+    for domain in sorted(grouped):
+        videos = [rng.permutation(idx).tolist() for _, idx in sorted(grouped[domain].items())]
+        per_domain.append(_round_robin([videos[j] for j in rng.permutation(len(videos))]))
+    return _round_robin(per_domain)
+
+
+def _round_robin(lists: list[list[int]]) -> list[int]:
+    """[[a1, a2], [b1], [c1, c2, c3]] -> [a1, b1, c1, a2, c2, c3]."""
+    return [x for group in itertools.zip_longest(*lists) for x in group if x is not None]
 
 
 def training_windows(root: str | Path, domains: Sequence[str], window: int, split: str,
-                     mix_domains: Sequence[str] = (), mix_share: float = 0.0) -> Dataset:
+                     mix_domains: Sequence[str] = (), mix_share: float = 0.0, seed: int = 0) -> Dataset:
     """Windows of `domains`, plus `mix_share` of the whole from `mix_domains` (App. D), for `split`."""
     main = StateWindows(root, window, split=split, domains=domains)
     extra = StateWindows(root, window, split=split, domains=mix_domains) if mix_share > 0 else None
-    return MixedWindows(main, extra, mix_share) if extra is not None else main
+    return MixedWindows(main, extra, mix_share, seed) if extra is not None else main

@@ -32,9 +32,11 @@ def fit(variant: str, params_file: str, features_dir: str, out_dir: str) -> str:
     params = load_params(params_file)
     cfg, reg = params.latent_actions, params.regularizer(variant)
     cache = FeatureCache(features_dir)
-    data = training_windows(features_dir, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.domain_share)
+    data = training_windows(features_dir, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.domain_share,
+                            seed=params.seed)
     kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
-              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json")}
+              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json"),
+              "tubelet": int(cache.meta["encoder"]["tubelet"])}
     torch.manual_seed(params.seed)  # the initial weights are part of the run: seed them
     model = build("latent_action_model", kwargs)
     train(model, data, lam_loss, cfg.train, Path(out_dir) / "checkpoints", seed=params.seed,

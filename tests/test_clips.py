@@ -236,7 +236,8 @@ def test_resample_and_windows():
 
 def test_transition_sums_add_actions_between_state_anchors():
     gt = pd.DataFrame({"frame": range(10), "action_dx": np.arange(10.0), "action_dy": np.ones(10), "ee_x": 0.0})
-    # clip frames 0, 2, 4, 6 (every second source frame), tubelet 2 -> states at source frames 0 and 4
+    # clip frames 0, 2, 4, 6 (every second source frame), tubelet 2 -> states end at source frames 2 and 6:
+    # the transition is what happens from the last frame of one state to the last frame of the next
     out = transition_sums(gt, [0, 2, 4, 6], tubelet=2, columns=action_columns(gt))
     assert out.shape == (1, 2)
-    assert out.tolist() == [[0 + 1 + 2 + 3, 4.0]]
+    assert out.tolist() == [[2 + 3 + 4 + 5, 4.0]]

@@ -80,7 +80,7 @@ def test_preprocess_chunked_equals_one_shot(monkeypatch):
 
 @pytest.fixture
 def pix():
-    return build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2))
+    return build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=0.0))
 
 
 def test_pixels_shapes_and_range(pix):
@@ -129,9 +129,24 @@ def test_pixels_describe(pix):
     d = pix.describe()
     json.dumps(d)
     assert d["kind"] == "pixels" and d["grid"] == [4, 4] and d["dim"] == 384 and d["tubelet"] == 2
-    other = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=4, tubelet=2))
+    other = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=4, tubelet=2, blur=0.0))
     assert other.describe()["fingerprint"] != d["fingerprint"]
     assert pix.describe() == d
+
+
+def test_pixels_blur_spreads_a_point_over_neighbouring_patches():
+    from lawm.encoders.pixels import gaussian_blur
+
+    frames = torch.zeros(1, 2, 32, 32, 3, dtype=torch.uint8)
+    frames[:, :, 7, 7] = 255  # one bright pixel at the corner of patch (0, 0)
+    sharp = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=0.0))
+    blurred = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=1.5))
+    lit = lambda states: (states[0, 0] > -1 + 1e-3).any(-1)  # noqa: E731  [16] tokens touched
+    assert lit(sharp.encode(frames)).tolist() == [True] + [False] * 15
+    assert lit(blurred.encode(frames))[[0, 1, 4, 5]].all()  # the three neighbouring patches too
+    image = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(gaussian_blur(image, 1.0).sum((2, 3)), image.sum((2, 3)), rtol=0.05)  # mass kept
+    assert blurred.describe()["fingerprint"] != sharp.describe()["fingerprint"]
 
 
 # --- transformers encoders ------------------------------------------------------------------------------

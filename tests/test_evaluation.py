@@ -17,7 +17,7 @@ GRID, D = (2, 2), 12
 
 def tiny_model():
     torch.manual_seed(0)
-    model = build_latent_action_model(D, GRID, ModelConfig(dim=16, depth=1, heads=2, mlp_ratio=2.0,
+    model = build_latent_action_model(D, GRID, ModelConfig(dim=16, depth=1, heads=2, mlp_ratio=2.0, idm_split=1,
                                                            idm_depth=1, latent_dim=4), NoRegularizer(kind="none"))
     torch.nn.init.normal_(model.predictor.out.weight, std=0.2)  # an active model, not the identity
     for block in model.predictor.blocks:

@@ -68,9 +68,9 @@ def test_actions_are_summed_between_states(cached):
     cache = FeatureCache(root)
     arm = clips[clips["domain"] == "arm"].iloc[1]
     gt = pd.read_parquet(arm["gt"])
-    idx = list(arm["frame_indices"])  # 8 clip frames, states anchored at idx[0], idx[2], idx[4], idx[6]
+    idx = list(arm["frame_indices"])  # 8 clip frames; states end at idx[1], idx[3], idx[5], idx[7]
     expected = [[gt["action_dx"][a:b].sum(), gt["action_dy"][a:b].sum()]
-                for a, b in zip(idx[0:6:2], idx[2:8:2])]
+                for a, b in zip(idx[1:6:2], idx[3:8:2])]
     assert np.allclose(cache.actions(arm["clip_id"]).numpy(), expected, atol=1e-5)
     wild = clips[clips["domain"] == "wild"].iloc[0]
     assert cache.actions(wild["clip_id"]).shape == (3, 0)
@@ -200,3 +200,19 @@ def test_state_windows_dataset(cached):
         StateWindows(root, window=3, domains=["wild"], with_actions=True)
     with pytest.raises(ValueError, match="window must be in"):
         StateWindows(root, window=9)
+
+
+def test_mixed_windows_spread_the_extra_share_over_domains_and_videos(cached):
+    from lawm.features import MixedWindows, training_windows
+
+    _, _, root = cached
+    mixed = training_windows(root, ["wild"], 3, None, mix_domains=["arm", "wild"], mix_share=0.5, seed=1)
+    assert isinstance(mixed, MixedWindows) and len(mixed) == 2 * mixed.num_main  # half of the whole is extra
+    extra = [mixed.extra.items[i] for i in mixed.extra_items]
+    rows = [mixed.extra.cache.row(clip_id) for clip_id, _ in extra]
+    first = {(r["domain"], r["video"]) for r in rows[:4]}
+    assert len(first) == 4  # the first four: both domains, both videos of each
+    assert [r["domain"] for r in rows[:2]] != [rows[0]["domain"]] * 2  # domains alternate
+    again = training_windows(root, ["wild"], 3, None, mix_domains=["arm", "wild"], mix_share=0.5, seed=1)
+    other = training_windows(root, ["wild"], 3, None, mix_domains=["arm", "wild"], mix_share=0.5, seed=2)
+    assert again.extra_items == mixed.extra_items != other.extra_items  # by seed

@@ -8,7 +8,7 @@ from lawm.models import InverseDynamics, Predictor, build_latent_action_model
 
 GRID, D_IN, LATENT, ACTIONS = (2, 2), 12, 8, 4
 N = GRID[0] * GRID[1]
-TINY = ModelConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, idm_depth=1, latent_dim=LATENT)
+TINY = ModelConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, idm_depth=1, idm_split=1, latent_dim=LATENT)
 NONE, ZERO = NoRegularizer(kind="none"), ZeroLatent(kind="zero")
 
 
@@ -205,3 +205,17 @@ def test_step_with_cached_keys_equals_the_teacher_forced_pass():
             nxt, past = predictor.step(states[:, t], cond[:, t], past)
             torch.testing.assert_close(nxt, full[:, t], atol=1e-5, rtol=1e-4)
         assert past[0][0].shape[2] == 4 * N  # every block cached the keys of all four frames
+
+
+def test_the_idm_can_see_pixels_tokens_on_a_finer_grid():
+    from lawm.config import ModelConfig
+    from lawm.encoders.pixels import PixelsEncoder, split_tokens
+
+    frames = torch.randint(0, 255, (2, 6, 32, 32, 3), dtype=torch.uint8)
+    coarse = PixelsEncoder(32, 8, 2).encode(frames)  # [2, 3, 16, 384]
+    assert torch.equal(split_tokens(coarse, (4, 4), 2, 2), PixelsEncoder(32, 4, 2).encode(frames))  # exact
+    cfg = ModelConfig(dim=32, depth=1, heads=2, mlp_ratio=2.0, idm_depth=1, idm_split=2, latent_dim=LATENT)
+    model = build_latent_action_model(384, (4, 4), cfg, NONE, tubelet=2)
+    assert model.idm.grid == (8, 8) and model.idm.inp.in_features == 96
+    out = model(coarse)
+    assert out["z"].shape == (2, 2, LATENT) and out["pred"].shape == coarse[:, 1:].shape  # the predictor: cached grid

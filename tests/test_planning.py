@@ -136,3 +136,22 @@ def test_closed_loop_oracle_reaches_every_goal_and_random_rarely_does(tiny_param
     assert oracle.start_distance.mean() > 0.05  # the goals are somewhere else
     assert random.success.mean() < 0.5
     assert len(oracle.frames[0]) == len(random.frames[0]) == 1 + 1 * timing.gap + 4 * timing.per_state
+
+
+@pytest.mark.parametrize("domain", ["arm", "nav"])
+def test_an_episode_starts_moving_like_the_training_states(repo_params, domain):
+    import numpy as np
+
+    from lawm.planning.closed_loop import Episode
+    from lawm.worlds import make_sim
+
+    timing = Timing.of(repo_params.worlds.fps, repo_params.clips.fps, repo_params.features.encoder.tubelet)
+    sim = make_sim(domain, repo_params.worlds, seed=0, index=0)
+    before = sim.pose().copy()
+    episode = Episode(sim, timing, lead_in=sim.explore_actions(np.random.default_rng(0), timing.gap))
+    first = episode.observation()  # [tubelet, S, S, 3]: a lead-in of `gap` frames, not one frame repeated
+    assert first.shape[0] == 2 and not np.array_equal(first[0], first[1])
+    assert not np.allclose(sim.pose(), before) and episode.native_actions == []  # the lead-in is not executed work
+    branch = episode.branch()
+    branch.native_step(np.ones(len(sim.action_columns)) * 0.01)
+    assert np.allclose(episode.sim.pose(), sim.pose()) and len(episode.frames) + 1 == len(branch.frames)

@@ -157,10 +157,48 @@ def test_wild_camera_moves_only_on_moving_videos():
     for index in range(2):
         _, gt = render_video("wild", moving, seed=0, index=index)
         assert np.abs(gt[["camera_dx", "camera_dy"]].to_numpy()[:-1]).max() > 0.05
+        assert np.abs(gt["camera_turn"].to_numpy()[:-1]).max() > 0.01  # it turns, too
         np.testing.assert_allclose(gt["camera_dx"][:-1], np.diff(gt["camera_x"]))
+        np.testing.assert_allclose(gt["camera_turn"][:-1], np.diff(gt["camera_yaw"]))
+        step = np.hypot(gt["camera_dx"], gt["camera_dy"])  # the body-frame motion is the same move
+        np.testing.assert_allclose(np.hypot(gt["camera_forward"], gt["camera_strafe"]), step, atol=1e-9)
         _, gt = render_video("wild", static, seed=0, index=index)
-        assert (gt[["camera_dx", "camera_dy"]].to_numpy() == 0).all()
+        assert (gt[["camera_dx", "camera_dy", "camera_turn"]].to_numpy() == 0).all()
         assert gt["camera_x"].nunique() == 1 and gt["camera_y"].nunique() == 1
+
+
+def test_wild_turning_camera_rotates_the_view():
+    """Turning the view by `camera_turn` rotates the image content about the centre: the background
+    of the next frame is this frame rotated (checked on a still, noise-free world with no agents)."""
+    from scipy.ndimage import rotate
+
+    cfg = worlds(wild__moving_camera_share=1.0, wild__noise=0.0, wild__max_agents=1, wild__seconds=2.0)
+    frames, gt = render_video("wild", cfg, seed=2, index=0)
+    t = int(np.argmax(np.abs(gt["camera_turn"][:-1]) * (np.hypot(gt["camera_dx"], gt["camera_dy"])[:-1] < 0.5)))
+    turn = gt["camera_turn"][t]
+    centre = (slice(20, 44), slice(20, 44))
+    for angle, expect_better in ((np.degrees(turn), True), (-np.degrees(turn), False)):
+        rotated = rotate(frames[t].astype(float), angle, reshape=False, order=1)
+        err = np.abs(rotated[centre] - frames[t + 1][centre]).mean()
+        still = np.abs(frames[t].astype(float)[centre] - frames[t + 1][centre]).mean()
+        assert (err < still) == expect_better, (angle, err, still)
+
+
+def test_wild_manipulators_push_objects_and_move_like_the_arm_robot():
+    cfg = worlds(wild__seconds=16.0, wild__max_agents=3)
+    speeds = []
+    for index in range(12):
+        _, gt = render_video("wild", cfg, seed=1, index=index)
+        for k in range(3):
+            a = slot_columns(gt, k)
+            arm = (a["kind"] == "arm")[:-1] & (a["kind"][1:] == "arm")
+            if arm.any():
+                speeds.append(np.abs(np.stack([a["vx"][:-1][arm], a["vy"][:-1][arm]])).max())
+    assert len(speeds) >= 3  # manipulators appear
+    max_delta = cfg.arm.max_delta * cfg.size  # px per frame, per axis, as the arm robot's commands
+    assert max(speeds) > 0.3 * max_delta  # they move ...
+    # ... at about the arm robot's speed (the camera's own turning can add to the image motion)
+    assert np.median(speeds) < 3 * max_delta
 
 
 def test_wild_visibility_events_and_velocities_agree():

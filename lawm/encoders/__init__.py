@@ -20,7 +20,7 @@ def build_encoder(cfg, device: str = "cpu") -> FrozenEncoder:
     """The frozen encoder an `EncoderConfig` (see `lawm.config`) names, on `device`."""
     kind = cfg.kind
     if kind == "pixels":
-        return PixelsEncoder(cfg.image_size, cfg.patch_size, cfg.tubelet, device=device)
+        return PixelsEncoder(cfg.image_size, cfg.patch_size, cfg.tubelet, blur=cfg.blur, device=device)
     if kind == "vjepa2":
         from lawm.encoders.hf import VJEPA2Encoder
 

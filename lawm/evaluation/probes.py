@@ -17,10 +17,12 @@ from lawm.clips import transition_sums
 
 
 def motion_columns(gt: pd.DataFrame) -> dict[str, list[str]]:
-    """Target groups of a `wild` ground truth: camera motion, per-slot agent motion, and the
-    exogenous brightness flicker (which no action explains: a latent that carries it leaks noise)."""
+    """Target groups of a `wild` ground truth: camera motion in the view's own frame (forward,
+    sideways, turn: what the image shows), per-slot agent motion, and the exogenous brightness
+    flicker (which no action explains: a latent that carries it leaks noise)."""
     agents = sorted(c for c in gt.columns if c.startswith("agent") and c.endswith(("_vx", "_vy")))
-    return {"camera": ["camera_dx", "camera_dy"], "agents": agents, "flicker": ["noise_flicker_d"]}
+    return {"camera": ["camera_forward", "camera_strafe", "camera_turn"], "agents": agents,
+            "flicker": ["noise_flicker_d"]}
 
 
 def motion_targets(rows: pd.DataFrame, tubelet: int) -> dict[str, np.ndarray]:

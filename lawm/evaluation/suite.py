@@ -77,7 +77,7 @@ def locality(model, cache: FeatureCache, val: pd.DataFrame, clips: torch.Tensor,
     scores = []
     for i, r in enumerate(val.itertuples()):
         gt = pd.read_parquet(r.gt)
-        if gt["camera_dx"].abs().sum() + gt["camera_dy"].abs().sum() > 0:
+        if gt[["camera_dx", "camera_dy", "camera_dyaw"]].abs().to_numpy().sum() > 0:
             continue  # a moving camera changes every token: locality is about agents
         change = change_maps(model, clips[i:i + 1])[0]  # [S-1, N]
         for t in range(change.shape[0]):

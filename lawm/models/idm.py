@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lawm.encoders.pixels import split_tokens
 from lawm.nn import Block, grid_positions, rope_angles
 
 
@@ -24,10 +25,11 @@ class InverseDynamics(nn.Module):
     """
 
     def __init__(self, token_dim: int, grid: tuple[int, int], out_dim: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float):
+                 heads: int, mlp_ratio: float, split: int = 1, tubelet: int = 1):
         super().__init__()
-        self.grid, self.heads = tuple(grid), heads
-        self.inp = nn.Linear(token_dim, dim)
+        self.states_grid, self.split, self.tubelet = tuple(grid), split, tubelet
+        self.grid, self.heads = (grid[0] * split, grid[1] * split), heads
+        self.inp = nn.Linear(token_dim // split ** 2, dim)
         self.pair_embed = nn.Parameter(torch.randn(2, dim) * 0.02)  # [2, dim]: s_t, s_{t+1}
         self.readout = nn.Parameter(torch.randn(1, 1, dim) * 0.02)  # [1, 1, dim]
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
@@ -37,8 +39,11 @@ class InverseDynamics(nn.Module):
     def forward(self, states: Tensor) -> Tensor:
         """states [B, T, N, D_in] -> raw latents [B, T-1, out_dim]."""
         B, T, N, _ = states.shape
-        if T < 2 or N != self.grid[0] * self.grid[1]:
-            raise ValueError(f"states must be [B, T>=2, {self.grid[0] * self.grid[1]}, D], got {tuple(states.shape)}")
+        if T < 2 or N != self.states_grid[0] * self.states_grid[1]:
+            raise ValueError(f"states must be [B, T>=2, {self.states_grid[0] * self.states_grid[1]}, D], "
+                             f"got {tuple(states.shape)}")
+        if self.split > 1:  # pixels tokens on a finer grid: [B, T, N * split^2, D_in / split^2]
+            states = split_tokens(states, self.states_grid, self.tubelet, self.split)
         x = self.inp(states)  # [B, T, N, dim]: each state projected once
         x = torch.stack([x[:, :-1], x[:, 1:]], dim=2) + self.pair_embed[:, None]  # [B, T-1, 2, N, dim]
         x = x.flatten(0, 1).flatten(1, 2)  # [B*(T-1), 2N, dim]

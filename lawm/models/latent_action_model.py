@@ -58,10 +58,11 @@ class LatentActionModel(nn.Module):
 
 
 def build_latent_action_model(token_dim: int, tokens_grid: tuple[int, int], model_cfg: ModelConfig,
-                              reg_cfg: RegularizerConfig) -> LatentActionModel:
+                              reg_cfg: RegularizerConfig, tubelet: int = 1) -> LatentActionModel:
+    """`tubelet`: frames per state of the pixels tokens (needed when the IDM splits them)."""
     m = model_cfg
     regularizer = build_regularizer(reg_cfg, m.latent_dim)
-    idm = (InverseDynamics(token_dim, tokens_grid, regularizer.raw_dim, m.dim, m.idm_depth, m.heads, m.mlp_ratio)
-           if regularizer.uses_idm else None)
+    idm = (InverseDynamics(token_dim, tokens_grid, regularizer.raw_dim, m.dim, m.idm_depth, m.heads, m.mlp_ratio,
+                           m.idm_split, tubelet) if regularizer.uses_idm else None)
     predictor = Predictor(token_dim, tokens_grid, m.latent_dim, m.dim, m.depth, m.heads, m.mlp_ratio)
     return LatentActionModel(idm, predictor, regularizer)

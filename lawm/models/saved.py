@@ -10,14 +10,14 @@ from torch import nn
 
 from lawm.io import atomic_path
 
-def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict) -> nn.Module:
+def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict, tubelet: int = 1) -> nn.Module:
     from pydantic import TypeAdapter
 
     from lawm.config import ModelConfig, RegularizerConfig
     from lawm.models import build_latent_action_model
 
     return build_latent_action_model(token_dim, tuple(grid), ModelConfig.model_validate(model_cfg),
-                                     TypeAdapter(RegularizerConfig).validate_python(reg_cfg))
+                                     TypeAdapter(RegularizerConfig).validate_python(reg_cfg), tubelet)
 
 
 def _action_world_model(token_dim: int, grid: list[int], model_cfg: dict, action_scale: list[float],

@@ -1,7 +1,7 @@
 """Closed-loop model-predictive control in the simulators, toward a goal observation.
 
-Each episode: a fresh simulator scene; a reference copy explores for `goal_steps` transitions and
-its last observation is the goal. The planner then sees only observations (never a pose): every
+Each episode: a fresh simulator scene, set moving by a short lead-in of exploratory motion; a
+reference copy explores on for `goal_steps` transitions and its last observation is the goal. The planner then sees only observations (never a pose): every
 transition it encodes its last observation, plans with CEM toward the goal state, executes the
 first action and observes again, for `steps` transitions. Success is measured afterwards, from the
 simulator's pose: the final position within `success_radius` of the reference's.
@@ -40,12 +40,27 @@ class Timing:
 
 
 class Episode:
-    """One simulator run with its history of native frames."""
+    """One simulator run with its history of native frames.
 
-    def __init__(self, sim, timing: Timing):
+    It starts after a lead-in of the data's own exploratory motion, as long as one state's tubelet,
+    so the first observation moves like the states the models were trained on (a still tubelet,
+    one frame repeated, is unlike any of them). The lead-in is not part of the executed actions.
+    """
+
+    def __init__(self, sim, timing: Timing, lead_in: np.ndarray):
         self.sim, self.timing = sim, timing
-        self.frames = [sim.frame()] * ((timing.tubelet - 1) * timing.gap + 1)  # at rest before the start
+        self.frames = [sim.frame()]
+        for action in lead_in:  # [(tubelet - 1) * gap, A]
+            sim.step(np.asarray(action, np.float64))
+            self.frames.append(sim.frame())
+        self.frames = [self.frames[0]] * ((timing.tubelet - 1) * timing.gap + 1 - len(self.frames)) + self.frames
         self.native_actions: list[np.ndarray] = []
+
+    def branch(self) -> Episode:
+        """An independent copy from now on (the same history)."""
+        other = Episode(self.sim.copy(), self.timing, lead_in=np.zeros((0, 0)))
+        other.frames = list(self.frames)
+        return other
 
     def observation(self) -> np.ndarray:
         """The last tubelet: [tubelet, S, S, 3] uint8, frames `gap` apart, ending now."""
@@ -98,10 +113,11 @@ def run(planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: Clos
     runs, goals, goal_obs, ref_actions = [], [], [], []
     for i in range(episodes):
         sim = make_sim(i)
-        ref = Episode(sim.copy(), timing)
-        for a in sim.explore_actions(rng, cfg.goal_steps * timing.per_state):
+        episode = Episode(sim, timing, lead_in=sim.explore_actions(rng, (timing.tubelet - 1) * timing.gap))
+        ref = episode.branch()
+        for a in ref.sim.explore_actions(rng, cfg.goal_steps * timing.per_state):
             ref.native_step(a)
-        runs.append(Episode(sim, timing))
+        runs.append(episode)
         goals.append(ref.sim.pose())
         goal_obs.append(ref.observation())
         ref_actions.append(ref.native_actions)

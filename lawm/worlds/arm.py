@@ -12,6 +12,7 @@ workspace [LO, HI]; a command into a wall stays in the table while the position 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -77,8 +78,8 @@ class ArmSim:
         s = self.size
         canvas = self.table.copy()
         for k in range(len(self.objs)):
-            _draw_object(canvas, self.objs[k] * s, self.radii[k] * s, self.shapes[k], self.colors[k])
-        _draw_arm(canvas, self.base * s, self.ee * s, self.elbow_sign, s)
+            draw_object(canvas, self.objs[k] * s, self.radii[k] * s, self.shapes[k], self.colors[k])
+        draw_arm(canvas, self.base * s, self.ee * s, self.elbow_sign, s)
         return to_uint8(canvas)
 
     def step(self, action: np.ndarray) -> np.ndarray:
@@ -108,12 +109,19 @@ class ArmSim:
 
     def _push(self) -> None:
         """Push the objects the effector touches out of its reach, staying on the table."""
-        for k in range(len(self.objs)):
-            d = self.objs[k] - self.ee
-            dist, reach = np.hypot(*d), CONTACT + self.radii[k]
-            if dist < reach:
-                away = d / dist if dist > 1e-6 else np.array([1.0, 0.0])
-                self.objs[k] = np.clip(self.ee + away * reach, self.radii[k], 1 - self.radii[k])
+        push_objects(self.objs, self.radii, self.ee, CONTACT, lo=self.radii, hi=1 - self.radii)
+
+
+def push_objects(objs: np.ndarray, radii: np.ndarray, ee: np.ndarray, contact: float, lo, hi) -> None:
+    """Move each object [K, 2] (in place) that the effector at `ee` [2] touches to just out of its
+    reach (`contact` + its radius), clipped to [lo, hi] (scalars, or one per object [K])."""
+    lo, hi = np.broadcast_to(lo, len(objs)), np.broadcast_to(hi, len(objs))
+    for k in range(len(objs)):
+        d = objs[k] - ee
+        dist, reach = np.hypot(*d), contact + radii[k]
+        if dist < reach:
+            away = d / dist if dist > 1e-6 else np.array([1.0, 0.0])
+            objs[k] = np.clip(ee + away * reach, lo[k], hi[k])
 
 
 def _explore(rng: np.random.Generator, sim: ArmSim, n: int, targets: np.ndarray) -> np.ndarray:
@@ -173,7 +181,7 @@ def _objects(rng: np.random.Generator, n: int):
     return pos, shapes, colors, radii
 
 
-def _draw_object(canvas, p, r, shape, color) -> None:
+def draw_object(canvas, p, r, shape, color) -> None:
     x, y = p
     disc(canvas, x + 0.15 * r, y + 0.25 * r, r, (0, 0, 0), alpha=0.3)  # shadow
     if shape == "disc":
@@ -185,22 +193,36 @@ def _draw_object(canvas, p, r, shape, color) -> None:
         polygon(canvas, regular_polygon(x, y, 1.15 * r, 3, -np.pi / 2), color)
 
 
-def _draw_arm(canvas, base, ee, elbow_sign, s) -> None:
-    """Two-link arm from `base` to `ee` (pixels) by inverse kinematics, then the gripper."""
-    l1, l2 = L1 * s, L2 * s
+@dataclass(frozen=True)
+class ArmLook:
+    """How an arm is drawn: colours, and thickness as a factor of the default."""
+
+    link: tuple = (0.7, 0.72, 0.75)
+    outline: tuple = (0.15, 0.15, 0.17)
+    joint: tuple = (0.3, 0.3, 0.35)
+    fingers: tuple = (0.2, 0.2, 0.22)
+    effector: tuple = EFFECTOR
+    width: float = 1.0
+
+
+def draw_arm(canvas, base, ee, elbow_sign, s, look: ArmLook = ArmLook(), links=(L1, L2)) -> None:
+    """Two-link arm from `base` to `ee` (pixels) by inverse kinematics, then the gripper.
+
+    `links`: the two link lengths as fractions of the frame side `s`."""
+    l1, l2 = links[0] * s, links[1] * s
     d = ee - base
     dist = np.clip(np.hypot(*d), abs(l1 - l2) + 1e-3, l1 + l2 - 1e-3)
     cos_a = np.clip((l1 * l1 + dist * dist - l2 * l2) / (2 * l1 * dist), -1, 1)
     ang = np.arctan2(d[1], d[0]) + elbow_sign * np.arccos(cos_a)
     elbow = base + l1 * np.array([np.cos(ang), np.sin(ang)])
-    k = s / 64
-    for (p, q, r) in ((base, elbow, 3.2 * k), (elbow, ee, 2.4 * k)):  # dark outline, then the link
-        capsule(canvas, *p, *q, r + 0.8 * k, (0.15, 0.15, 0.17))
-        capsule(canvas, *p, *q, r, (0.7, 0.72, 0.75))
-    disc(canvas, *elbow, 2.2 * k, (0.3, 0.3, 0.35))
+    k, w = s / 64, look.width
+    for (p, q, r) in ((base, elbow, 3.2 * k * w), (elbow, ee, 2.4 * k * w)):  # dark outline, then the link
+        capsule(canvas, *p, *q, r + 0.8 * k, look.outline)
+        capsule(canvas, *p, *q, r, look.link)
+    disc(canvas, *elbow, 2.2 * k * w, look.joint)
     u = (ee - elbow) / max(np.hypot(*(ee - elbow)), 1e-6)  # forearm direction
     n = np.array([-u[1], u[0]])
     for side in (-1, 1):  # two fingers beside and beyond the effector
-        a, b = ee + u * 1.0 * k + n * side * 3.2 * k, ee + u * 4.5 * k + n * side * 2.6 * k
-        capsule(canvas, *a, *b, 0.9 * k, (0.2, 0.2, 0.22))
-    disc(canvas, *ee, 2.4 * k, EFFECTOR)
+        a, b = ee + u * 1.0 * k + n * side * 3.2 * k * w, ee + u * 4.5 * k + n * side * 2.6 * k * w
+        capsule(canvas, *a, *b, 0.9 * k * w, look.fingers)
+    disc(canvas, *ee, 2.4 * k * w, look.effector)

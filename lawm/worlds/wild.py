@@ -1,14 +1,23 @@
 """In-the-wild analogue: several kinds of agents, a sometimes moving camera, exogenous noise.
 
-A textured world larger than the view; on a `moving_camera_share` of videos the camera pans
-smoothly over it, otherwise it stays put. Agents (walkers with swinging legs, bouncing balls,
-fast cars) enter through the frame edges, walk, turn, stop and leave again. Exogenous noise that
-no action explains, scaled by `noise`: global brightness flicker and a patch of swaying foliage.
+What in-the-wild video holds and the robot domains need: hands that move objects, and a camera
+that moves with its bearer. A textured world larger than the view, seen from above; on a
+`moving_camera_share` of videos the camera moves egocentrically over it (forward, sideways and
+turning, so the view slides and rotates, as the `nav` robot's does), otherwise it stays put.
+Agents enter through the frame edges: walkers with swinging legs, bouncing balls, fast cars, and
+manipulators (two-link arms of random colours whose end effector wanders and reaches, pushing the
+objects that lie around, as the `arm` robot's does); they move, turn, stop and leave again.
+Exogenous noise that no action explains, scaled by `noise`: global brightness flicker and a patch
+of swaying foliage.
 
-Ground truth per frame (pixels, image coordinates x right, y down): `camera_x`, `camera_y` (view
-offset in the world), `camera_dx`, `camera_dy` (its motion to the next frame, 0 on the last);
+Ground truth per frame (pixels, image coordinates x right, y down): `camera_x`, `camera_y`,
+`camera_yaw` (the view's centre in the world and its heading, radians), `camera_dx`, `camera_dy`,
+`camera_dyaw` (their change to the next frame, 0 on the last), and the same motion in the view's
+own frame: `camera_forward` (towards the top of the image), `camera_strafe` (to its right) and
+`camera_turn` (= `camera_dyaw`, positive turns the view clockwise over the world);
 `noise_flicker` (the frame's brightness factor) and `noise_flicker_d` (its change to the next); per
-agent slot k: `agent{k}_kind` ("" when empty), `agent{k}_x`, `agent{k}_y` (NaN when empty),
+agent slot k: `agent{k}_kind` ("" when empty), `agent{k}_x`, `agent{k}_y` (NaN when empty; for a
+manipulator, its end effector),
 `agent{k}_vx`, `agent{k}_vy` (image motion to the next frame; 0 when the agent is gone by then,
 NaN when empty), `agent{k}_visible` (its centre within half its size of the frame), and
 `agent{k}_event`: "enter" on the first visible frame after invisible ones, "leave" on the first
@@ -18,28 +27,32 @@ on the frame where it decides to halt / start moving / change heading, else "".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from lawm.config import WorldsConfig
+from lawm.worlds.arm import ArmLook, draw_arm, draw_object, push_objects
 from lawm.worlds.common import (base_table, bilinear, box, capsule, colormap, disc, ellipse,
                                 jitter_color, num_frames, pixel_grid, smooth_noise, to_uint8,
-                                value_noise, window, wrap_angle)
+                                value_noise, wrap_angle)
 
-KINDS = ("walker", "ball", "car")
+KINDS = ("walker", "ball", "car", "arm")
 # per kind, at size 64: cruise speed (px/frame), chance per frame to turn / stop / start again,
 # largest turn (rad), size (px: visibility margin and spacing)
 SPECS = {
     "walker": dict(speed=(0.3, 0.7), turn=0.03, stop=0.02, go=0.06, max_turn=1.8, size=17.0),
     "ball": dict(speed=(0.6, 1.3), turn=0.02, stop=0.01, go=0.08, max_turn=2.5, size=11.0),
     "car": dict(speed=(1.3, 2.4), turn=0.008, stop=0.006, go=0.12, max_turn=0.5, size=20.0),
+    "arm": dict(size=10.0),  # a manipulator moves its end effector (see Manipulator)
 }
 LOOK = 1.25  # drawing scale of the agents
 PALETTES = [[(0.2, 0.32, 0.12), (0.38, 0.5, 0.2), (0.55, 0.6, 0.3)],  # grass
             [(0.5, 0.42, 0.3), (0.7, 0.62, 0.45), (0.82, 0.76, 0.6)],  # sand
             [(0.25, 0.25, 0.27), (0.4, 0.4, 0.42), (0.55, 0.54, 0.52)]]  # pavement
+CAMERA_SPEED, CAMERA_TURN = 0.025, 0.06  # egocentric camera: largest move (view sides) and turn (rad) per frame
+OBJECT_KINDS = ("disc", "box", "triangle")
 
 
 @dataclass
@@ -48,7 +61,7 @@ class Agent:
     kind: str
     x: float  # world position, pixels (ground point; a ball is drawn above it by its hop)
     y: float
-    heading: float
+    heading: float  # world heading, radians
     target: float  # heading it turns towards
     cruise: float  # speed when moving, px/frame
     speed: float = 0.0
@@ -63,6 +76,56 @@ class Agent:
     hop: float = 0.0  # current hop height of a ball, px
 
 
+@dataclass
+class Manipulator:
+    """A two-link arm whose base sits outside the view where it entered; `x`, `y` is its end
+    effector (world px), which wanders, reaches for points and objects, and pauses, as the `arm`
+    robot's exploration does, within reach of the base, pushing the objects it touches."""
+
+    uid: int
+    x: float
+    y: float
+    base: np.ndarray  # [2] world px
+    elbow_sign: float
+    look: ArmLook
+    links: tuple[float, float]  # fractions of the view side
+    max_delta: float  # largest effector move, px/frame
+    vel: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] its last move
+    noise: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] smooth unit noise of its wandering
+    mode: str = "reach"
+    goal: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] world px
+    until: int = 0  # frame age at which the mode ends
+    kind: str = "arm"
+    hop: float = 0.0
+    age: int = 0
+    seen: bool = False
+    was_visible: bool = False
+    leaving: bool = False
+    life: int = 100
+
+
+@dataclass
+class Camera:
+    """Camera track [T] in world pixels: the view's centre (x, y) and heading yaw (radians); the
+    top of the image points along R(yaw) (0, -1) in the world."""
+
+    x: np.ndarray
+    y: np.ndarray
+    yaw: np.ndarray
+
+    def to_image(self, t: int, wx, wy, s: int):
+        """World -> image coordinates at frame t."""
+        c, sn = np.cos(self.yaw[t]), np.sin(self.yaw[t])
+        dx, dy = np.asarray(wx) - self.x[t], np.asarray(wy) - self.y[t]
+        return c * dx + sn * dy + s / 2, -sn * dx + c * dy + s / 2
+
+    def to_world(self, t: int, ix, iy, s: int):
+        """Image -> world coordinates at frame t."""
+        c, sn = np.cos(self.yaw[t]), np.sin(self.yaw[t])
+        u, v = np.asarray(ix) - s / 2, np.asarray(iy) - s / 2
+        return self.x[t] + c * u - sn * v, self.y[t] + sn * u + c * v
+
+
 def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
     """One video: frames [T, S, S, 3] uint8 and its ground-truth table."""
     w, s = cfg.wild, cfg.size
@@ -70,13 +133,14 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
     t_len = num_frames(w.seconds, cfg.fps)
     margin = s  # the world is the view plus `margin` on every side
     world, foliage, mask = _world(rng, s + 2 * margin, k)  # [W, W, 3], [W, W, 3], [W, W, 1]
-    cam = _camera(rng, t_len, margin, rng.random() < w.moving_camera_share)  # [T, 2]
+    cam = _camera(rng, t_len, s, margin, rng.random() < w.moving_camera_share)
     flicker = 1 + w.noise * (0.05 * smooth_noise(rng, t_len, 1, 0.8)[:, 0] + 0.015 * rng.standard_normal(t_len))
     sway_phase, sway_freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.5)
+    objects = _objects(rng, cam, s, k)
 
     busy = rng.uniform(0.015, 0.05)  # spawn chance per empty slot and frame
-    slots: list[Agent | None] = [None] * w.max_agents
-    slots[0] = _spawn(rng, cam[0], s, k, inside=True, uid=0)
+    slots: list[Agent | Manipulator | None] = [None] * w.max_agents
+    slots[0] = _spawn(rng, cam, 0, s, k, inside=True, uid=0, max_delta=cfg.arm.max_delta * s)
     uid = 1
     gt = {f"agent{j}_{c}": [] for j in range(w.max_agents) for c in ("kind", "x", "y", "visible", "event", "uid")}
     xx, yy = pixel_grid(s, s)  # [1, S], [S, 1]
@@ -84,40 +148,45 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
     for t in range(t_len):
         for j in range(w.max_agents):
             if slots[j] is None and t > 0 and rng.random() < busy:
-                slots[j], uid = _spawn(rng, cam[t], s, k, inside=False, uid=uid), uid + 1
+                slots[j] = _spawn(rng, cam, t, s, k, inside=False, uid=uid, max_delta=cfg.arm.max_delta * s)
+                uid += 1
         # background: the world and a patch of swaying foliage, seen through the camera
-        canvas = window(world, cam[t, 0], cam[t, 1], s, s)  # [S, S, 3]
-        a = window(mask, cam[t, 0], cam[t, 1], s, s)  # [S, S, 1]
-        rows, cols = np.flatnonzero(a.any((1, 2))), np.flatnonzero(a.any((0, 2)))
-        if len(rows):
-            sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-            wx, wy = np.broadcast_arrays(xx[:, sl[1]] + cam[t, 0], yy[sl[0]] + cam[t, 1])  # [h, w]
-            sway = w.noise * 1.6 * k * np.sin(sway_freq * t + sway_phase + 0.15 * wy / k)  # [h, w]
-            leaves = bilinear(foliage, wx + sway, wy + 0.4 * sway)  # [h, w, 3]
-            canvas[sl] += a[sl] * (leaves - canvas[sl])
-        live = [(j, ag) for j, ag in enumerate(slots) if ag is not None]
-        for j, ag in sorted(live, key=lambda p: p[1].y):  # far (higher up) first
-            _draw(canvas, ag, ag.x - cam[t, 0], ag.y - cam[t, 1], LOOK * k)
+        wx, wy = np.broadcast_arrays(*cam.to_world(t, xx, yy, s))  # [S, S] world coordinates of the pixels
+        canvas = bilinear(world, wx, wy)  # [S, S, 3]
+        a = bilinear(mask, wx, wy)  # [S, S, 1]
+        leafy = a[..., 0] > 0
+        if leafy.any():
+            sway = w.noise * 1.6 * k * np.sin(sway_freq * t + sway_phase + 0.15 * wy[leafy] / k)  # [n]
+            leaves = bilinear(foliage, wx[leafy] + sway, wy[leafy] + 0.4 * sway)  # [n, 3]
+            canvas[leafy] += a[leafy] * (leaves - canvas[leafy])
+        for xy, r, shape, color in zip(objects.xy, objects.radii, objects.shapes, objects.colors):
+            draw_object(canvas, np.array(cam.to_image(t, *xy, s)), r, shape, color)
+        live = [ag for ag in slots if ag is not None]
+        for ag in sorted(live, key=lambda ag: (ag.kind == "arm", cam.to_image(t, ag.x, ag.y, s)[1])):
+            _draw(canvas, ag, cam, t, s, LOOK * k)  # far (higher up) first, arms above everything
         frames[t] = to_uint8(canvas * flicker[t])
         for j, ag in enumerate(slots):
-            row = _record(ag, cam[t], s, k)
+            row = _record(ag, cam, t, s, k)
             for c, v in row.items():
                 gt[f"agent{j}_{c}"].append(v)
             if ag is not None:
                 if row["event"] == "leave" or (not ag.seen and ag.age > 60):
                     slots[j] = None
                 else:
-                    event = _step(rng, ag, cam[t], s, k)
+                    event = _step(rng, ag, cam, t, s, k, objects)
                     if row["event"] == "" and event:
                         gt[f"agent{j}_event"][-1] = event
     return frames, _table(gt, cam, flicker, t_len, cfg.fps, w.max_agents)
 
 
-def _table(gt: dict, cam: np.ndarray, flicker: np.ndarray, t_len: int, fps: float, n_slots: int) -> pd.DataFrame:
+def _table(gt: dict, cam: Camera, flicker: np.ndarray, t_len: int, fps: float, n_slots: int) -> pd.DataFrame:
     cols = base_table(t_len, fps)
-    step = np.diff(cam, axis=0, append=cam[-1:])  # [T, 2] motion to the next frame
-    cols.update(camera_x=cam[:, 0], camera_y=cam[:, 1], camera_dx=step[:, 0], camera_dy=step[:, 1],
-                noise_flicker=flicker, noise_flicker_d=np.diff(flicker, append=flicker[-1:]))
+    dx, dy, dyaw = (np.diff(v, append=v[-1:]) for v in (cam.x, cam.y, cam.yaw))  # [T] motion to the next frame
+    up = np.stack([np.sin(cam.yaw), -np.cos(cam.yaw)])  # [2, T]: the image's up, in the world
+    right = np.stack([np.cos(cam.yaw), np.sin(cam.yaw)])  # [2, T]
+    cols.update(camera_x=cam.x, camera_y=cam.y, camera_yaw=cam.yaw, camera_dx=dx, camera_dy=dy, camera_dyaw=dyaw,
+                camera_forward=up[0] * dx + up[1] * dy, camera_strafe=right[0] * dx + right[1] * dy,
+                camera_turn=dyaw, noise_flicker=flicker, noise_flicker_d=np.diff(flicker, append=flicker[-1:]))
     for j in range(n_slots):
         x, y = np.array(gt[f"agent{j}_x"], float), np.array(gt[f"agent{j}_y"], float)  # [T]
         uid = np.array(gt[f"agent{j}_uid"], np.int64)  # [T], -1 when empty
@@ -151,22 +220,53 @@ def _world(rng: np.random.Generator, n: int, k: float):
     return world, foliage, mask[..., :1]
 
 
-def _camera(rng: np.random.Generator, t_len: int, margin: float, moving: bool) -> np.ndarray:
-    """Camera offset [T, 2] in world pixels: a smooth pan (sum of slow sinusoids) or a fixed spot."""
-    start = np.round(margin + rng.uniform(-0.3, 0.3, 2) * margin)
+def _camera(rng: np.random.Generator, t_len: int, s: int, margin: float, moving: bool) -> Camera:
+    """A fixed upright view, or an egocentric one: smooth forward, sideways and turning motion (as a
+    robot's), turning back towards the middle near the edge of the world so the view stays inside."""
+    n = s + 2 * margin
+    start = np.round(s / 2 + margin + rng.uniform(-0.3, 0.3, 2) * margin)  # [2] the view's centre
     if not moving:
-        return np.tile(start, (t_len, 1))
-    t = np.arange(t_len)[:, None]  # [T, 1]
-    out = np.zeros((t_len, 2))
-    for _ in range(2):
-        amp = rng.uniform(0.1, 0.3, 2) * margin  # [2]
-        period = rng.uniform(60, 200, 2)
-        out += amp * (np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi, 2)))
-    return np.clip(start + out - out[0], 0, 2 * margin)
+        return Camera(np.full(t_len, start[0]), np.full(t_len, start[1]), np.zeros(t_len))
+    speed, lo, hi = CAMERA_SPEED * s, 0.75 * s, n - 0.75 * s  # a rotated view needs its half-diagonal
+    forward = speed * np.clip(0.4 + 0.6 * smooth_noise(rng, t_len, 1, 0.95)[:, 0], -1, 1)  # [T] mostly ahead
+    sideways = 0.4 * speed * np.clip(smooth_noise(rng, t_len, 1, 0.95)[:, 0], -1, 1)  # [T]
+    turn = CAMERA_TURN * np.clip(0.6 * smooth_noise(rng, t_len, 1, 0.93)[:, 0], -1, 1)  # [T]
+    x, y, yaw = np.empty(t_len), np.empty(t_len), np.empty(t_len)
+    x[0], y[0], yaw[0] = start[0], start[1], rng.uniform(-np.pi, np.pi)
+    for t in range(t_len - 1):
+        up, right = np.array([np.sin(yaw[t]), -np.cos(yaw[t])]), np.array([np.cos(yaw[t]), np.sin(yaw[t])])
+        near_edge = np.clip(1 - min(x[t] - lo, hi - x[t], y[t] - lo, hi - y[t]) / (0.3 * s), 0, 1)
+        to_middle = wrap_angle(np.arctan2(n / 2 - y[t], n / 2 - x[t]) - np.arctan2(up[1], up[0]))
+        dyaw = np.clip((1 - near_edge) * turn[t] + near_edge * to_middle, -CAMERA_TURN, CAMERA_TURN)
+        step = forward[t] * up + sideways[t] * right
+        x[t + 1], y[t + 1] = np.clip(x[t] + step[0], lo, hi), np.clip(y[t] + step[1], lo, hi)
+        yaw[t + 1] = yaw[t] + dyaw
+    return Camera(x, y, yaw)
 
 
-def _spawn(rng: np.random.Generator, cam: np.ndarray, s: int, k: float, inside: bool, uid: int) -> Agent:
+@dataclass
+class Objects:
+    """Things lying in the world that manipulators push: positions [K, 2] (world px), radii [K] (px)."""
+
+    xy: np.ndarray
+    radii: np.ndarray
+    shapes: list[str]
+    colors: list[tuple]
+
+
+def _objects(rng: np.random.Generator, cam: Camera, s: int, k: float) -> Objects:
+    """0 to 3 objects, placed in the first view."""
+    n = int(rng.integers(0, 4))
+    xy = np.stack(cam.to_world(0, *rng.uniform(0.2, 0.8, (2, n)) * s, s), axis=-1).reshape(n, 2)  # [K, 2]
+    return Objects(xy, rng.uniform(3.5, 5.0, n) * k, [OBJECT_KINDS[i] for i in rng.integers(3, size=n)],
+                   [tuple(rng.uniform(0.15, 0.95, 3)) for _ in range(n)])
+
+
+def _spawn(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, inside: bool, uid: int,
+           max_delta: float) -> Agent | Manipulator:
     kind = KINDS[rng.integers(len(KINDS))]
+    if kind == "arm":
+        return _spawn_arm(rng, cam, t, s, k, inside, uid, max_delta)
     spec = SPECS[kind]
     if inside:  # already in view on the first frame
         px, py = rng.uniform(0.2, 0.8, 2) * s
@@ -183,37 +283,57 @@ def _spawn(rng: np.random.Generator, cam: np.ndarray, s: int, k: float, inside: 
               "ball": [(0.95, 0.5, 0.1), (0.9, 0.1, 0.5), (0.2, 0.8, 0.9), (1.0, 1.0, 1.0)],
               "car": [(0.8, 0.1, 0.1), (0.1, 0.2, 0.6), (0.9, 0.9, 0.2), (0.1, 0.1, 0.1)]}[kind]
     cruise = rng.uniform(*spec["speed"]) * k
-    return Agent(uid=uid, kind=kind, x=px + cam[0], y=py + cam[1], heading=heading, target=heading,
+    wx, wy = cam.to_world(t, px, py, s)
+    heading += cam.yaw[t]  # image heading -> world heading
+    return Agent(uid=uid, kind=kind, x=float(wx), y=float(wy), heading=heading, target=heading,
                  cruise=cruise, speed=cruise, was_visible=inside, life=int(rng.integers(30, 150)),
                  color=jitter_color(rng, colors[rng.integers(len(colors))]), phase=rng.uniform(0, 6.3))
 
 
-def _image_pos(ag: Agent, cam: np.ndarray) -> tuple[float, float]:
-    """Where the agent is in the image (a ball is drawn above its ground point by its hop)."""
-    return ag.x - cam[0], ag.y - cam[1] - ag.hop
+def _spawn_arm(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, inside: bool, uid: int,
+               max_delta: float) -> Manipulator:
+    """A manipulator whose base sits beyond one image edge; its effector starts in view or at that edge."""
+    edge, along, off = rng.integers(4), rng.uniform(0.3, 0.7) * s, 0.12 * s
+    base_img = np.array([(along, s + off), (along, -off), (-off, along), (s + off, along)][edge])
+    inward = (np.array([s / 2, s / 2]) - base_img) / np.hypot(*(np.array([s / 2, s / 2]) - base_img))
+    ee_img = rng.uniform(0.3, 0.7, 2) * s if inside else base_img + inward * (off - 0.5 * SPECS["arm"]["size"] * k - 1)
+    base = np.array(cam.to_world(t, *base_img, s))
+    ee = np.array(cam.to_world(t, *ee_img, s))
+    grey = rng.uniform(0.35, 0.85)
+    look = ArmLook(link=jitter_color(rng, (grey, grey, grey * rng.uniform(0.8, 1.1)), 0.15),
+                   outline=(0.12, 0.12, 0.14), joint=tuple(0.4 * np.array([grey] * 3)),
+                   fingers=(0.2, 0.2, 0.22), effector=tuple(rng.uniform(0.1, 1.0, 3)), width=rng.uniform(0.8, 1.2))
+    return Manipulator(uid=uid, x=float(ee[0]), y=float(ee[1]), base=base, elbow_sign=rng.choice([-1.0, 1.0]),
+                       look=look, links=(rng.uniform(0.5, 0.65), rng.uniform(0.5, 0.65)), max_delta=max_delta,
+                       goal=np.array(cam.to_world(t, *(rng.uniform(0.3, 0.7, 2) * s), s)), was_visible=inside,
+                       life=int(rng.integers(40, 160)), noise=rng.standard_normal(2))
 
 
-def _record(ag: Agent | None, cam: np.ndarray, s: int, k: float) -> dict:
+def _record(ag: Agent | Manipulator | None, cam: Camera, t: int, s: int, k: float) -> dict:
     """This frame's ground truth of one slot; sets enter / leave from the change in visibility."""
     if ag is None:
         return dict(kind="", x=np.nan, y=np.nan, visible=False, event="", uid=-1)
-    x, y = _image_pos(ag, cam)
+    x, y = cam.to_image(t, ag.x, ag.y, s)
+    y -= ag.hop  # a ball is drawn above its ground point
     half = 0.5 * SPECS[ag.kind]["size"] * k
     visible = bool(-half < x < s + half and -half < y < s + half)
     event = "enter" if visible and not ag.was_visible else \
         "leave" if ag.was_visible and not visible else ""
     ag.was_visible, ag.seen = visible, ag.seen or visible
-    return dict(kind=ag.kind, x=x, y=y, visible=visible, event=event, uid=ag.uid)
+    return dict(kind=ag.kind, x=float(x), y=float(y), visible=visible, event=event, uid=ag.uid)
 
 
-def _step(rng: np.random.Generator, ag: Agent, cam: np.ndarray, s: int, k: float) -> str:
+def _step(rng: np.random.Generator, ag: Agent | Manipulator, cam: Camera, t: int, s: int, k: float,
+          objects: Objects) -> str:
     """Advance one agent to the next frame; return the event it decided on ("" if none)."""
+    if isinstance(ag, Manipulator):
+        return _step_arm(rng, ag, cam, t, s, objects)
     spec, event = SPECS[ag.kind], ""
     ag.age += 1
     if ag.seen and not ag.leaving:
-        if ag.age > ag.life:  # head out through the nearest side edge
+        if ag.age > ag.life:  # head out through the nearest side edge of the view
             ag.leaving, ag.moving = True, True
-            ag.target = 0.0 if ag.x - cam[0] > s / 2 else np.pi
+            ag.target = (0.0 if cam.to_image(t, ag.x, ag.y, s)[0] > s / 2 else np.pi) + cam.yaw[t]
             event = "turn"
         elif ag.moving and rng.random() < spec["stop"]:
             ag.moving, event = False, "stop"
@@ -239,12 +359,52 @@ def _step(rng: np.random.Generator, ag: Agent, cam: np.ndarray, s: int, k: float
     return event
 
 
-def _draw(canvas: np.ndarray, ag: Agent, gx: float, gy: float, k: float) -> None:
-    """Draw one agent whose ground point is at image (gx, gy)."""
+def _step_arm(rng: np.random.Generator, ag: Manipulator, cam: Camera, t: int, s: int, objects: Objects) -> str:
+    """Move the effector one frame, as the `arm` robot's exploration does (segments of wandering,
+    reaching for a point or an object, and pausing; smoothed, at most max_delta per axis), within
+    reach of the base; at the end of its life it pulls back out of view. Pushes what it touches."""
+    event, ee = "", np.array([ag.x, ag.y])
+    ag.age += 1
+    ag.noise = 0.92 * ag.noise + np.sqrt(1 - 0.92 ** 2) * rng.standard_normal(2)
+    if ag.seen and not ag.leaving and ag.age > ag.life:
+        ag.leaving, ag.mode, ag.goal, event = True, "reach", ag.base.copy(), "turn"
+    elif not ag.leaving and ag.age >= ag.until:  # the next segment
+        ag.until = ag.age + int(rng.integers(6, 28))
+        ag.mode = str(rng.choice(["wander", "reach", "pause"], p=[0.45, 0.4, 0.15]))
+        event = {"wander": "walk", "reach": "turn", "pause": "stop"}[ag.mode]
+        if len(objects.xy) and rng.random() < 0.5:
+            ag.goal = objects.xy[rng.integers(len(objects.xy))] + rng.normal(0, 0.03 * s, 2)
+        else:
+            ag.goal = np.array(cam.to_world(t, *(rng.uniform(0.15, 0.85, 2) * s), s))
+    m = ag.max_delta
+    if ag.mode == "wander":
+        raw = 0.7 * m * ag.noise + 0.02 * (ag.goal - ee)
+    elif ag.mode == "reach":
+        raw = 0.25 * (ag.goal - ee) + 0.3 * 0.7 * m * ag.noise
+    else:
+        raw = np.zeros(2)
+    ag.vel = np.clip(0.6 * ag.vel + 0.4 * np.clip(raw, -m, m), -m, m)
+    d = ee + ag.vel - ag.base  # keep the effector within reach of the base
+    dist = np.hypot(*d)
+    lo, hi = abs(ag.links[0] - ag.links[1]) * s + 1, 0.97 * (ag.links[0] + ag.links[1]) * s
+    ee = ag.base + d / max(dist, 1e-6) * np.clip(dist, lo, hi)
+    ag.x, ag.y = float(ee[0]), float(ee[1])
+    push_objects(objects.xy, objects.radii, ee, 3.0 * s / 64, -np.inf, np.inf)
+    return event
+
+
+def _draw(canvas: np.ndarray, ag: Agent | Manipulator, cam: Camera, t: int, s: int, k: float) -> None:
+    """Draw one agent at frame t (a walker, ball or car by its ground point, an arm from its base)."""
+    if isinstance(ag, Manipulator):
+        base, ee = np.array(cam.to_image(t, *ag.base, s)), np.array(cam.to_image(t, ag.x, ag.y, s))
+        draw_arm(canvas, base, ee, ag.elbow_sign, s, ag.look, ag.links)
+        return
+    gx, gy = cam.to_image(t, ag.x, ag.y, s)
+    heading = ag.heading - cam.yaw[t]  # in the image
     if ag.kind == "walker":
         ellipse(canvas, gx, gy + 6 * k, 3.2 * k, 1.2 * k, (0, 0, 0), alpha=0.35)
         swing = 2.2 * k * np.sin(ag.phase) * min(ag.speed / (0.2 * k), 1.0)
-        d = np.cos(ag.heading)  # legs swing along the direction of travel
+        d = np.cos(heading)  # legs swing along the direction of travel
         pants = tuple(0.45 * np.asarray(ag.color))
         for sgn in (-1, 1):
             capsule(canvas, gx, gy, gx + sgn * swing * d + 0.4 * sgn * k, gy + 6 * k, 0.9 * k, pants)
@@ -259,7 +419,7 @@ def _draw(canvas: np.ndarray, ag: Agent, gx: float, gy: float, k: float) -> None
         disc(canvas, gx, gy - ag.hop, r, ag.color)
         disc(canvas, gx - 0.35 * r, gy - ag.hop - 0.35 * r, 0.35 * r, (1, 1, 1), alpha=0.5)
     else:
-        a = ag.heading
+        a = heading
         c, sn = np.cos(a), np.sin(a)
         box(canvas, gx + 0.6 * k, gy + 1.2 * k, 6.2 * k, 3.2 * k, (0, 0, 0), angle=a, radius=1.2 * k, alpha=0.35)
         for fx in (-3.6, 3.6):
