@@ -245,6 +245,7 @@ class LatentActionsConfig(Strict):
     regularizers: dict[Name, RegularizerConfig]
     domains: Names  # in-the-wild training domains
     domain_share: Share  # share of training windows drawn from `mix_domains` (paper App. D)
+    variant_domain_share: dict[Name, Share] = {}  # variants trained with their own share (App. D beside the main setting)
     mix_domains: list[Name]
     eval_real_domains: list[Name]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
     window: Annotated[int, Field(ge=2)]  # states per training sequence
@@ -256,9 +257,21 @@ class LatentActionsConfig(Strict):
         missing = [v for v in self.variants if v not in self.regularizers]
         if missing:
             raise ValueError(f"variants {missing} have no entry in latent_actions.regularizers")
-        if self.domain_share > 0 and not self.mix_domains:
+        stray = [v for v in self.variant_domain_share if v not in self.regularizers]
+        if stray:
+            raise ValueError(f"variant_domain_share names {stray}, which have no entry in latent_actions.regularizers")
+        if self.mixes and not self.mix_domains:
             raise ValueError("domain_share > 0 needs mix_domains")
         return self
+
+    def share_of(self, variant: str) -> float:
+        """The share of `variant`'s training windows drawn from mix_domains."""
+        return self.variant_domain_share.get(variant, self.domain_share)
+
+    @property
+    def mixes(self) -> bool:
+        """Whether any variant trains on windows of mix_domains."""
+        return any(self.share_of(v) > 0 for v in self.variants)
 
 
 class WorldModelConfig(Strict):

@@ -47,7 +47,7 @@ def check_sources(params: Params) -> list[tuple[str, str]]:
     cfg = params.latent_actions
     named = [("latent_actions.domains", cfg.domains), ("latent_actions.eval_real_domains", cfg.eval_real_domains),
              ("world_model.domains", params.world_model.domains)]
-    if cfg.domain_share > 0:
+    if cfg.mixes:
         named.append(("latent_actions.mix_domains", cfg.mix_domains))
     problems = [(field, f"no folder {missing} under {source} (its domains: {', '.join(sorted(domains)) or 'none'})")
                 for field, names in named if (missing := [n for n in names if n not in domains])]

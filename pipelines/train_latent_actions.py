@@ -32,7 +32,7 @@ def fit(variant: str, params_file: str, features_dir: str, out_dir: str) -> str:
     params = load_params(params_file)
     cfg, reg = params.latent_actions, params.regularizer(variant)
     cache = FeatureCache(features_dir)
-    data = training_windows(features_dir, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.domain_share,
+    data = training_windows(features_dir, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
               "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json"),
@@ -52,8 +52,9 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
     cfg = params.latent_actions
     out = Path(out_dir or latent_actions(variant))
     config = {"seed": params.seed, "variant": variant,
-              "regularizer": params.regularizer(variant).model_dump(mode="json"),
-              "latent_actions": cfg.model_dump(mode="json", exclude={"variants", "regularizers"})}
+              "regularizer": params.regularizer(variant).model_dump(mode="json"), "domain_share": cfg.share_of(variant),
+              "latent_actions": cfg.model_dump(mode="json", exclude={"variants", "regularizers", "domain_share",
+                                                                      "variant_domain_share"})}
     clock = Stopwatch()
     with tracking.stage_run("train_latent_actions", config, variant=variant):
         features_key = FeatureCache(features_dir).meta["key"]

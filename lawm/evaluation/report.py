@@ -28,8 +28,9 @@ def _figure(src: Path, out: Path, name: str, caption: str) -> str:
 BASELINES = ("world_model", "random", "oracle")
 
 
-def _summary(plan: dict, domains: list[str]) -> list[str]:
-    """One line per planning measure: the best latent-action planner against the real-action world model."""
+def _summary(plan: dict, domains: list[str], groups: dict[str, list[str]]) -> list[str]:
+    """One line per planning measure and group of latent-action planners (e.g. by training data):
+    the group's best planner against the real-action world model."""
     measures = [("arm", "offline", "delta", "Δ, arm (DROID protocol)", True),
                 ("nav", "offline", "rpe", "RPE, nav (RECON protocol)", True)]
     measures += [(d, "closed_loop", "success", f"closed-loop success, {d}", False) for d in domains]
@@ -38,16 +39,30 @@ def _summary(plan: dict, domains: list[str]) -> list[str]:
         if domain not in plan:
             continue
         values = {n: x[key] for n, x in plan[domain][part].items()}
-        latent = {n: v for n, v in values.items() if n not in BASELINES}
-        if not latent:
-            continue
-        best = (min if lower_better else max)(latent, key=latent.get)
-        wm = values["world_model"]
-        ratio = f" (x{latent[best] / wm:.2f})" if wm else ""
-        lines.append(f"- {label} ({'lower' if lower_better else 'higher'} is better): best latent-action planner "
-                     f"`{best}` {latent[best]:.3g} against the real-action world model {wm:.3g}{ratio}; "
-                     f"random {values['random']:.3g}, true actions {values['oracle']:.3g}.")
+        for group, names in groups.items():
+            latent = {n: values[n] for n in names if n in values and n not in BASELINES}
+            if not latent:
+                continue
+            best = (min if lower_better else max)(latent, key=latent.get)
+            wm = values["world_model"]
+            ratio = f" (x{latent[best] / wm:.2f})" if wm else ""
+            lines.append(f"- {label} ({'lower' if lower_better else 'higher'} is better), {group}: best "
+                         f"latent-action planner `{best}` {latent[best]:.3g} against the real-action world model "
+                         f"{wm:.3g}{ratio}; random {values['random']:.3g}, true actions {values['oracle']:.3g}.")
     return lines
+
+
+def planner_groups(params) -> dict[str, list[str]]:
+    """The controlled variants by training data: the paper's main setting (no labelled-domain windows)
+    first, then each App. D share."""
+    cfg = params.latent_actions
+    groups: dict[str, list[str]] = {}
+    for v in params.controller.variants:
+        share = cfg.share_of(v)
+        name = (f"trained on {', '.join(cfg.domains)} alone (the paper's main setting)" if share == 0 else
+                f"with {share:.0%} of windows from {', '.join(cfg.mix_domains)} (App. D)")
+        groups.setdefault(name, []).append(v)
+    return dict(sorted(groups.items(), key=lambda kv: "App. D" in kv[0]))
 
 
 def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
@@ -55,17 +70,20 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     "world_model": {domain: metrics}, "controller": {(variant, domain): metrics}, "planning": {...}};
     `figures`: name -> PNG path (copied next to the report)."""
     out = Path(out_dir)
+    domains = list(m["world_model"])
     kinds = {v: params.regularizer(v).kind for v in m["latent"]}
     enc = params.features.encoder
     s = ["# lawm report", "",
          f"Encoder `{enc.kind}` ({enc.image_size} px), latent-action models trained on "
-         f"{', '.join(params.latent_actions.domains)} (domain share {params.latent_actions.domain_share}), "
+         f"{', '.join(params.latent_actions.domains)} (domain share {params.latent_actions.domain_share}; "
+         f"per variant: {params.latent_actions.variant_domain_share or 'none'}), "
          f"{params.latent_actions.train.steps} steps each; model dim {params.latent_actions.model.dim}, depth "
          f"{params.latent_actions.model.depth}, latent {params.latent_actions.model.latent_dim}. Errors are L1 in "
          "representation space on held-out clips. The paper's numbers are LPIPS, metres and RECON units on real "
          "data at scale: compare ratios and orderings, not values.", ""]
 
-    s += ["## Summary: latent actions against real actions", "", *_summary(m["planning"], list(m["world_model"])), ""]
+    s += ["## Summary: latent actions against real actions", "",
+          *_summary(m["planning"], domains, planner_groups(params)), ""]
 
     s += ["## Capacity (paper Fig. 4)", "",
           _table(["variant", "regulariser", "one-step L1", "position (none = 0, zero = 1)"],
@@ -80,10 +98,12 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
                    paper.paper_range(paper.TABLE1_CUT_RATIO, kinds[v]), x["transfer_original_l1"], x["transfer_l1"],
                    f"x{x['transfer_ratio']:.2f}", paper.paper_range(paper.TABLE2_TRANSFER_RATIO, kinds[v])]
                   for v, x in m["latent"].items()]), "",
-          "What the latents carry (held-out linear-probe R^2; the paper cannot measure this):", "",
-          _table(["variant", "flicker", "camera", "agents", "locality"],
+          "What the latents carry (held-out linear-probe R^2 on the training domains' ground truth, and from z "
+          "to the real action of each labelled domain; the paper cannot measure this):", "",
+          _table(["variant", "flicker", "camera", "agents", "locality", *(f"{d} action" for d in domains)],
                  [[v, x.get("probe_r2_flicker"), x.get("probe_r2_camera"), x.get("probe_r2_agents"),
-                   x.get("locality_concentration")] for v, x in m["latent"].items()]), "",
+                   x.get("locality_concentration"), *(x.get(f"action_r2_{d}") for d in domains)]
+                  for v, x in m["latent"].items()]), "",
           _figure(figures.get("transfer", Path()), out, "transfer.png", "transfer"), ""]
     for d in params.latent_actions.eval_real_domains:
         s += [f"The same on every `{d}` clip (real footage the models never trained on; no ground truth, so no "
@@ -92,7 +112,6 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
                      [[v, x.get(f"{d}_capacity_one_step_l1"), x.get(f"{d}_leakage_ratio"),
                        x.get(f"{d}_transfer_ratio")] for v, x in m["latent"].items()]), ""]
 
-    domains = list(m["world_model"])
     s += ["## Controllers: rollouts driven by real actions (paper Tables S1/S2, left)", "",
           "Open-loop rollout L1 over whole held-out clips: with the IDM's latents (the upper bound), through the "
           "controller (seeing its own predicted states), and through the action-only MLP ablation. The real-action "
