@@ -5,14 +5,19 @@
                                                             #   between <!-- ablation:start --> and
                                                             #   <!-- ablation:end --> in FILE
 
-Each row is a full `dvc exp run --name ablation-<name> -S key=value ...` in the workspace: DVC reruns
-the whole DAG from the first stage its overrides change, and the experiment is committed under
-the current HEAD (`dvc exp show` lists the experiments of HEAD only, so a new commit starts a new
-table). params.yaml is put back to its text before every row and at the end, so overrides never
-stack. The wall-clock seconds of each row go to data/ablation/seconds.json.
+Each row is one `dvc exp run --name ablation-<name> -S key=value ...` in the workspace, started from
+the committed defaults: before every row (and at the end) params.yaml, dvc.lock and data/metrics go
+back to HEAD's and `dvc checkout` puts the defaults' outputs back, so DVC reruns only the stages the
+row's overrides change, rows do not stack, and the minutes are the row's own. That needs the
+defaults' run committed (`dvc repro`, then commit dvc.lock and data/metrics), which `run` checks.
+The experiments are kept under HEAD (`dvc exp show` lists HEAD's only, so a new commit starts a new
+table); the wall-clock seconds of each row go to data/ablation/seconds.json. Stages run against one
+Prefect server (`pipelines.prefect_server`), as in `make repro`.
 
-The metric files are in git (`data/.gitignore` lets data/metrics through), so each experiment's
-commit holds them and `dvc exp show` reads them.
+The latent-action columns take the best variant trained in the paper's main setting (no windows
+from the labelled domains); the App. D columns the best variant trained with them. The metric
+files are in git (`data/.gitignore` lets data/metrics through), so each experiment's commit holds
+them and `dvc exp show` reads them.
 """
 
 from __future__ import annotations
@@ -23,19 +28,22 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from lawm.io import atomic_path
+from lawm.evaluation.report import BASELINES
+from lawm.io import atomic_path, write_json
 from pipelines.layout import DATA, METRICS
 
 ABLATION = DATA / "ablation"
 SECONDS = ABLATION / "seconds.json"
 PARAMS = Path("params.yaml")
+Keep = Callable[[str], bool]  # which variants a column takes
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
-NOT_LATENT = ("world_model", "random", "oracle")  # planners that are not a latent-action model
+DEFAULTS_STATE = ["params.yaml", "dvc.lock", METRICS.as_posix()]  # what a row changes in git
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ ABLATIONS = [
     Ablation("no_blur", {"features.encoder.blur": 0.0}, "ours", "states without the 2 px blur"),
     Ablation("idm_coarse", {"latent_actions.model.idm_split": 1}, "ours",
              "the IDM on the cached 16 px tokens instead of 8 px ones"),
-    Ablation("idm_depth2", {"latent_actions.model.idm_depth": 2}, "ours", "a 2-block IDM (1.6x the training time)"),
+    Ablation("idm_depth2", {"latent_actions.model.idm_depth": 2}, "ours", "a 2-block IDM (about 1.8x the step time)"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
 ]
@@ -65,6 +73,30 @@ def experiment_name(row: Ablation) -> str:
 def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
     """`python -m dvc ...` with this interpreter; output streams to the terminal unless captured."""
     return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True)
+
+
+def git(*args: str) -> str:
+    proc = subprocess.run(["git", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"git {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def check_defaults_committed() -> None:
+    """Stop unless params.yaml, dvc.lock and data/metrics are as HEAD has them, with metrics in it."""
+    if git("status", "--porcelain", "--", *DEFAULTS_STATE).strip():
+        sys.exit(f"{', '.join(DEFAULTS_STATE)} differ from HEAD: commit the defaults' run (or restore it with "
+                 "`git checkout HEAD -- ...`) before running ablations, which start from HEAD")
+    if not git("ls-tree", "HEAD", "--", f"{METRICS.as_posix()}/").strip():
+        sys.exit("HEAD has no data/metrics: run `dvc repro` and commit dvc.lock and data/metrics first")
+
+
+def restore_defaults() -> None:
+    """params.yaml, dvc.lock and data/metrics as HEAD has them, and the outputs its dvc.lock names."""
+    git("checkout", "HEAD", "--", *DEFAULTS_STATE)
+    git("clean", "-fdq", "--", f"{METRICS.as_posix()}/")  # metric files of a row's extra stages
+    if dvc("checkout", "--force", capture=True).returncode != 0:
+        sys.exit("`dvc checkout --force` could not put the defaults' outputs back (are they in the DVC cache?)")
 
 
 def exp_show() -> list[dict]:
@@ -98,53 +130,57 @@ def select(names: list[str]) -> list[Ablation]:
 
 
 def set_args(overrides: dict[str, object]) -> list[str]:
-    """`-S key=value` for each override, the value as JSON (which DVC parses as YAML)."""
+    """`-S key=value` for each override. DVC parses these with Hydra's override grammar, in which a
+    JSON number, boolean or quoted string means what it says; lists and dicts are not supported here."""
+    bad = [k for k, v in overrides.items() if isinstance(v, (list, dict))]
+    if bad:
+        sys.exit(f"ablation overrides must be scalars; {bad} are not")
     return [arg for key, value in overrides.items() for arg in ("-S", f"{key}={json.dumps(value)}")]
 
 
 def save_seconds(name: str, seconds: float) -> None:
     """Add a row's wall-clock seconds to data/ablation/seconds.json."""
-    table = read_seconds()
-    table[name] = round(seconds, 1)
-    with atomic_path(SECONDS) as tmp:
-        tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    write_json(SECONDS, {**read_seconds(), name: round(seconds, 1)})
 
 
 def read_seconds() -> dict[str, float]:
     return json.loads(SECONDS.read_text()) if SECONDS.is_file() else {}
 
 
-def run_row(row: Ablation, params_bytes: bytes, existing: dict[str, dict]) -> float:
-    """Run one row as a DVC experiment from the original params.yaml; returns its seconds."""
+def run_row(row: Ablation, existing: dict[str, dict]) -> float:
+    """Run one row as a DVC experiment from the committed defaults; returns its seconds. A row that
+    already has an experiment is run under a new name and replaces it only when it succeeds."""
     name = experiment_name(row)
-    PARAMS.write_bytes(params_bytes)
-    if name in existing:
-        print(f"ablation {row.name}: replacing the experiment {name}", flush=True)
-        if dvc("exp", "remove", name).returncode != 0:
-            sys.exit(f"ablation {row.name}: `dvc exp remove {name}` failed")
+    trial = f"{name}-new" if name in existing else name
+    restore_defaults()
     start = time.perf_counter()
-    proc = dvc("exp", "run", "--name", name, *set_args(row.overrides))
+    proc = subprocess.run([sys.executable, "-m", "pipelines.prefect_server", sys.executable, "-m", "dvc", "exp",
+                           "run", "--name", trial, *set_args(row.overrides)])
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:  # run() puts params.yaml back on the way out
+    if proc.returncode != 0:  # run() puts the defaults back on the way out
         sys.exit(f"ablation {row.name}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
+    if trial != name:
+        for args in (("remove", name), ("rename", trial, name)):
+            if dvc("exp", *args).returncode != 0:
+                sys.exit(f"ablation {row.name}: `dvc exp {' '.join(args)}` failed")
     return seconds
 
 
 def run(names: list[str]) -> None:
-    """Run the named rows, or every row without an experiment yet; params.yaml is restored after."""
+    """Run the named rows, or every row without an experiment yet; the defaults are put back after."""
+    check_defaults_committed()
     existing = experiments(exp_show())
     rows = select(names) if names else [r for r in ABLATIONS if experiment_name(r) not in existing]
     if not rows:
         print("every ablation has an experiment; name rows to run them again")
         return
-    params_bytes = PARAMS.read_bytes()
     try:
         for row in rows:
-            seconds = run_row(row, params_bytes, existing)
+            seconds = run_row(row, existing)
             save_seconds(row.name, seconds)
             print(f"ablation {row.name}: {seconds / 60:.1f} min", flush=True)
     finally:
-        PARAMS.write_bytes(params_bytes)
+        restore_defaults()
 
 
 def metrics_of(entry: dict) -> dict[str, dict]:
@@ -186,10 +222,10 @@ def controller_files(metrics: dict, domain: str) -> dict[str, dict]:
     return {p[len(prefix):-len(suffix)]: m for p, m in metrics.items() if p.startswith(prefix) and p.endswith(suffix)}
 
 
-def controller_cell(metrics: dict, domain: str, key: str, lowest: bool) -> str:
-    """The best value of a fit_controller metric on `domain` over the variants, with its variant."""
+def controller_cell(metrics: dict, domain: str, key: str, lowest: bool, keep: Keep) -> str:
+    """The best value of a fit_controller metric on `domain` over the kept variants, with its variant."""
     files = controller_files(metrics, domain)
-    return labelled(best({v: value(m, key) for v, m in files.items()}, lowest))
+    return labelled(best({v: value(m, key) for v, m in files.items() if keep(v)}, lowest))
 
 
 def world_model_cell(metrics: dict, domain: str) -> dict[str, str]:
@@ -199,10 +235,14 @@ def world_model_cell(metrics: dict, domain: str) -> dict[str, str]:
     return {f"WM/copy {domain}": number(None if one_step is None or not copy else one_step / copy)}
 
 
-def offline_cells(planning: dict, domain: str, key: str, label: str) -> dict[str, str]:
-    """An offline planning error (lower is better): the best latent planner and the world model."""
+def latent_planners(planners: dict, keep: Keep) -> dict[str, dict]:
+    return {p: m for p, m in planners.items() if p not in BASELINES and keep(p)}
+
+
+def offline_cells(planning: dict, domain: str, key: str, label: str, keep: Keep) -> dict[str, str]:
+    """An offline planning error (lower is better): the best kept latent planner and the world model."""
     planners = planning.get(domain, {}).get("offline", {})
-    latent = {p: value(m, key) for p, m in planners.items() if p not in NOT_LATENT}
+    latent = {p: value(m, key) for p, m in latent_planners(planners, keep).items()}
     return {f"{label} latent": labelled(best(latent, lowest=True), ".3g"),
             f"{label} WM": number(value(planners, "world_model", key), ".3g")}
 
@@ -215,26 +255,43 @@ def success(m: dict | None) -> str:
     return f"{rate:.2f}" if lo is None or hi is None else f"{rate:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def closed_loop_cells(planning: dict, domain: str) -> dict[str, str]:
-    """Closed-loop success: the best latent planner, the world model and random actions."""
-    planners = planning.get(domain, {}).get("closed_loop", {})
-    found = best({p: value(m, "success") for p, m in planners.items() if p not in NOT_LATENT}, lowest=False)
-    latent = "-" if found is None else f"{success(planners[found[0]])} ({found[0]})"
-    return {f"success {domain} latent": latent, f"success {domain} WM": success(planners.get("world_model")),
-            f"success {domain} random": success(planners.get("random"))}
+def best_success(planners: dict, keep: Keep) -> str:
+    """Closed-loop success of the best kept latent planner, with its name."""
+    found = best({p: value(m, "success") for p, m in latent_planners(planners, keep).items()}, lowest=False)
+    return "-" if found is None else f"{success(planners[found[0]])} ({found[0]})"
 
 
-def metric_cells(metrics: dict) -> dict[str, str]:
-    """Every metric column of one experiment."""
+def app_d(entry: dict) -> Keep:
+    """Whether a variant of this experiment trained with windows of the labelled domains (App. D)."""
+    params = ((entry.get("data") or {}).get("params") or {}).get("params.yaml", {}).get("data", {})
+    cfg = params.get("latent_actions", {})
+    default, own = cfg.get("domain_share", 0.0), cfg.get("variant_domain_share") or {}
+    return lambda variant: own.get(variant, default) > 0
+
+
+def metric_cells(metrics: dict, in_app_d: Keep) -> dict[str, str]:
+    """Every metric column of one experiment: latent-action columns for the paper's main setting,
+    then the App. D variants' R^2 and success."""
     planning = metrics.get(f"{METRICS.as_posix()}/evaluate_planning.json", {})
     domains = ("arm", "nav")
-    cells = {f"z→a R² {d}": controller_cell(metrics, d, "idm_action_r2", lowest=False) for d in domains}
+
+    def main(variant: str) -> bool:
+        return not in_app_d(variant)
+
+    cells = {f"z→a R² {d}": controller_cell(metrics, d, "idm_action_r2", False, main) for d in domains}
     for domain in domains:
         cells |= world_model_cell(metrics, domain)
-    cells |= {f"ctrl ratio {d}": controller_cell(metrics, d, "controller_ratio", lowest=True) for d in domains}
-    cells |= offline_cells(planning, "arm", "delta", "DROID Δ") | offline_cells(planning, "nav", "rpe", "RECON RPE")
+    cells |= {f"ctrl ratio {d}": controller_cell(metrics, d, "controller_ratio", True, main) for d in domains}
+    cells |= offline_cells(planning, "arm", "delta", "DROID Δ", main)
+    cells |= offline_cells(planning, "nav", "rpe", "RECON RPE", main)
     for domain in domains:
-        cells |= closed_loop_cells(planning, domain)
+        planners = planning.get(domain, {}).get("closed_loop", {})
+        cells |= {f"success {domain} latent": best_success(planners, main),
+                  f"success {domain} WM": success(planners.get("world_model")),
+                  f"success {domain} random": success(planners.get("random"))}
+    cells |= {f"z→a R² {d} App. D": controller_cell(metrics, d, "idm_action_r2", False, in_app_d) for d in domains}
+    cells |= {f"success {d} App. D": best_success(planning.get(d, {}).get("closed_loop", {}), in_app_d)
+              for d in domains}
     return cells
 
 
@@ -242,8 +299,9 @@ def table_row(row: Ablation, entry: dict | None, seconds: float | None) -> dict[
     """One row of the table: the ablation, its experiment (or "not run"), its metrics, its minutes."""
     head = {"ablation": row.name, "source": row.source, "what": row.why,
             "experiment": entry["rev"][:7] if entry else "not run"}
-    cells = metric_cells(metrics_of(entry) if entry else {})
-    return head | cells | {"minutes": number(None if seconds is None else seconds / 60, ".1f")}
+    cells = metric_cells(metrics_of(entry), app_d(entry)) if entry else metric_cells({}, lambda v: False)
+    minutes = None if seconds is None or entry is None else seconds / 60
+    return head | cells | {"minutes": number(minutes, ".1f")}
 
 
 def table() -> str:

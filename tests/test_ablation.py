@@ -24,13 +24,21 @@ def test_a_row_runs_as_an_experiment_and_fills_its_row(project):  # noqa: F811
     run([sys.executable, "-m", "dvc", "repro"], repo, env)  # the defaults, committed with their metrics
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "defaults"], repo, env)
-    params_before = (repo / "params.yaml").read_bytes()
+    params_before, lock_before = (repo / "params.yaml").read_bytes(), (repo / "dvc.lock").read_bytes()
+    (repo / "params.yaml").write_bytes(params_before + b"# an uncommitted edit\n")
+    refused = subprocess.run([sys.executable, "-m", "pipelines.ablation", "run", "no_blur"], cwd=repo, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "differ from HEAD" in refused.stderr  # rows start from the committed defaults
+    (repo / "params.yaml").write_bytes(params_before)
+
     out = run([sys.executable, "-m", "pipelines.ablation", "run", "no_blur"], repo, env)
     assert "ablation no_blur:" in out and " min" in out
-    assert (repo / "params.yaml").read_bytes() == params_before  # the -S override is not left behind
+    assert "Running stage 'worlds'" not in out  # from the committed defaults, only what the override changes
+    assert (repo / "params.yaml").read_bytes() == params_before  # the defaults are back after the row
+    assert (repo / "dvc.lock").read_bytes() == lock_before
     shown = json.loads(exp_show(repo, env))
-    names = {exp["name"] for entry in shown for exp in entry.get("experiments") or []}
-    assert "ablation-no_blur" in names
+    entries = {exp["name"]: exp["revs"][0] for entry in shown for exp in entry.get("experiments") or []}
+    assert entries["ablation-no_blur"]["data"]["params"]["params.yaml"]["data"]["features"]["encoder"]["blur"] == 0
     assert "no_blur" in json.loads((repo / "data/ablation/seconds.json").read_text())
 
     rows = markdown_rows(run([sys.executable, "-m", "pipelines.ablation", "table"], repo, env))
