@@ -196,7 +196,7 @@ def default_params():
 
 def latent_action_model(variant: str = "sparse", params=None):
     """params.yaml's latent-action model for `variant` on the default pixels states (4x4 tokens of
-    1536), randomly initialised, in training mode; and a random batch [B, window, 16, 1536]."""
+    1536: 2 frames of 16 x 16 x 3), randomly initialised, in training mode; and a random batch [B, window, 16, 1536]."""
     import torch
 
     from lawm.models.saved import build
@@ -204,7 +204,8 @@ def latent_action_model(variant: str = "sparse", params=None):
     cfg = (params or default_params()).latent_actions
     torch.manual_seed(0)
     model = build("latent_action_model", {"token_dim": 1536, "grid": [4, 4], "model_cfg": cfg.model.model_dump(mode="json"),
-                                          "reg_cfg": cfg.regularizers[variant].model_dump(mode="json")}).train()
+                                          "reg_cfg": cfg.regularizers[variant].model_dump(mode="json"),
+                                          "tubelet": 2}).train()
     return model, torch.randn(cfg.train.batch_size, cfg.window, 16, 1536)
 
 

@@ -92,8 +92,9 @@ def run(quick: bool) -> dict:
         cached = training_windows(root, cfg.domains, cfg.window, "train")
         memory = InMemory(cached)
         states = memory[0]["states"].shape  # [W, N, D]
-        kwargs = {"token_dim": int(states[-1]), "grid": [int(g) for g in FeatureCache(root).grid],
-                  "model_cfg": cfg.model.model_dump(mode="json")}
+        cache = FeatureCache(root)
+        kwargs = {"token_dim": int(states[-1]), "grid": [int(g) for g in cache.grid],
+                  "model_cfg": cfg.model.model_dump(mode="json"), "tubelet": int(cache.meta["encoder"]["tubelet"])}
         variants = cfg.variants[:2] if quick else cfg.variants
         train_rate(params, variants[0], memory, kwargs, 4, 2, 0)  # warm-up: the process's first steps are slow
         rows = []
