@@ -32,6 +32,7 @@ bench: install
 	python benchmarks/feature_cache.py
 	python benchmarks/training.py
 	python benchmarks/planning.py
+	python benchmarks/pipeline.py
 
 clean-data:
 	rm -rf data/worlds data/clips data/features data/latent_actions data/evaluation data/world_models \

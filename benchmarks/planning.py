@@ -8,11 +8,15 @@ tokens of 1536), randomly initialised with every AdaLN gate open (inference cost
 on the weights). Work: CEM with 300 samples, 10 elites, horizon 3 (the paper's DROID protocol),
 goal cost ||s_H - s_goal||_2.
 
-  batched   `lawm.planning.cem.goal_cost`: all samples of an iteration in one rollout (KV-cached)
-  loop      the same rollouts one sample at a time (batch 1), the same KV-cached steps
+  folded    `lawm.planning.cem.goal_cost`, the default: all samples of an iteration in chunks of
+            `planning.batch` rollouts (KV-cached), stepped in the model's width (the 1536-d
+            states are never built: `folded_distances`)
+  built     the same batched rollouts building every predicted state (`fold=False`)
+  loop      the built rollouts one sample at a time (batch 1)
 
-One CEM iteration of one episode is timed both ways, in alternation (best of N); ms per plan is
-then measured directly: 15 iterations, batched, for 1 episode and for 16 episodes at once. Last,
+One CEM iteration of one episode is timed the three ways, in alternation (best of N), after a
+check that all three give the same costs; ms per plan is then measured directly: 15 iterations,
+folded, for 1 episode and for 16 episodes at once. Last,
 the chunk size (`planning.batch`, rollouts per forward pass): one iteration of 16 episodes
 (4,800 rollouts) of the real-action world model at several sizes.
 Results: benchmarks/results/planning.json.
@@ -76,10 +80,13 @@ def run(quick: bool) -> dict:
     low, high = space.bounds
     rows = []
     for name, dynamics in models(params).items():
-        batched = goal_cost(dynamics, space, start, goal, batch=params.planning.batch)
+        folded = goal_cost(dynamics, space, start, goal, batch=params.planning.batch)
+        built = goal_cost(dynamics, space, start, goal, batch=params.planning.batch, fold=False)
         looped = loop_cost(dynamics, space, start, goal)
-        torch.testing.assert_close(batched(plans), looped(plans), atol=1e-3, rtol=1e-4)  # the same work
-        t = interleaved({"batched": lambda: batched(plans), "loop": lambda: looped(plans)}, repeats=2 if quick else 3)
+        for other in (built, looped):  # the same work
+            torch.testing.assert_close(folded(plans), other(plans), atol=1e-3, rtol=1e-4)
+        t = interleaved({"folded": lambda: folded(plans), "built": lambda: built(plans), "loop": lambda: looped(plans)},
+                        repeats=2 if quick else 3)
         per_plan = {}
         for episodes in (1, 16):
             cfg = PAPER.model_copy(update={"iterations": 2}) if quick else PAPER
@@ -87,8 +94,10 @@ def run(quick: bool) -> dict:
             tick = time.perf_counter()
             cem(goal_cost(dynamics, space, starts, goals, params.planning.batch), episodes, ACTION_DIM, cfg, low, high, g)
             per_plan[episodes] = 1000 * (time.perf_counter() - tick) / episodes * PAPER.iterations / cfg.iterations
-        rows.append({"model": name, "iteration_batched_s": t["batched"], "iteration_loop_s": t["loop"],
-                     "ratio": t["loop"] / t["batched"], "ms_per_plan_1": per_plan[1], "ms_per_plan_16": per_plan[16]})
+        rows.append({"model": name, "iteration_folded_s": t["folded"], "iteration_built_s": t["built"],
+                     "iteration_loop_s": t["loop"], "built_over_folded": t["built"] / t["folded"],
+                     "loop_over_built": t["loop"] / t["built"], "ms_per_plan_1": per_plan[1],
+                     "ms_per_plan_16": per_plan[16]})
     dynamics = models(params)["real-action world model"]
     starts, goals = start.expand(16, -1, -1), goal.expand(16, -1, -1)
     many = torch.randn(16, PAPER.samples, PAPER.horizon, ACTION_DIM, generator=g)
@@ -100,11 +109,11 @@ def run(quick: bool) -> dict:
 
 
 def report(res: dict) -> str:
-    rows = [[r["model"], r["iteration_batched_s"], r["iteration_loop_s"], r["ratio"], r["ms_per_plan_1"],
-             r["ms_per_plan_16"]] for r in res["rows"]]
+    rows = [[r["model"], r["iteration_folded_s"], r["iteration_built_s"], r["iteration_loop_s"], r["built_over_folded"],
+             r["loop_over_built"], r["ms_per_plan_1"], r["ms_per_plan_16"]] for r in res["rows"]]
     return "\n\n".join([
-        table(["model", "1 iteration batched (s)", "loop (s)", "loop/batched", "ms per plan (1 episode)",
-               "ms per plan (16 at once)"], rows,
+        table(["model", "1 iteration folded (s)", "built (s)", "loop (s)", "built/folded", "loop/built",
+               "ms per plan, folded (1 episode)", "ms per plan, folded (16 at once)"], rows,
               title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"),
         table(["rollouts per forward pass", "seconds", "predicted tokens/s"],
               [[r["batch"], r["seconds"], r["tokens_per_s"]] for r in res["chunks"]],

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lawm.config import CEMConfig, ProtocolConfig
+from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout, sample_plans
 from lawm.planning.closed_loop import Timing, wilson_interval
 from lawm.planning.protocols import ORACLE, RANDOM, Segments, arm_delta, ate, integrate_poses, plan, rpe
@@ -155,3 +156,41 @@ def test_an_episode_starts_moving_like_the_training_states(repo_params, domain):
     branch = episode.branch()
     branch.native_step(np.ones(len(sim.action_columns)) * 0.01)
     assert np.allclose(episode.sim.pose(), sim.pose()) and len(episode.frames) + 1 == len(branch.frames)
+
+
+def open_gates(predictor):
+    """A trained-looking predictor: AdaLN gates and the output projection away from their zero init."""
+    for block in predictor.blocks:
+        torch.nn.init.normal_(block.modulation[1].weight, std=0.1)
+    torch.nn.init.normal_(predictor.out.weight, std=0.05)
+    torch.nn.init.normal_(predictor.out.bias, std=0.05)
+    return predictor.eval()
+
+
+def world_models():
+    torch.manual_seed(0)
+    grid, D, A, L = (2, 3), 48, 2, 8
+    action_wm = ActionWorldModel(open_gates(Predictor(D, grid, A, 24, 2, 2, 2.0)), [0.5, 2.0])
+    lam = open_gates(Predictor(D, grid, L, 24, 2, 2, 2.0))
+    return {"action world model": action_wm.eval(),
+            "latent model + controller": ControlledWorldModel(lam, Controller(D, grid, A, L, 24, 2, 2.0, [1.0, 1.0])).eval(),
+            "latent model + action-only controller": ControlledWorldModel(lam, ActionOnlyController(A, L, 16, [1.0, 1.0])).eval()}
+
+
+@pytest.mark.parametrize("name", ["action world model", "latent model + controller", "latent model + action-only controller"])
+def test_folded_goal_cost_equals_building_the_states(name):
+    """The fast path never builds the D-wide states; it must give the reference's costs and plans."""
+    dynamics = world_models()[name]
+    g = torch.Generator().manual_seed(3)
+    space = ActionSpace.from_actions(torch.randn(500, 2, generator=g))
+    starts, goals = torch.randn(4, 6, 48, generator=g), torch.randn(4, 6, 48, generator=g)
+    plans = torch.randn(4, 9, 3, 2, generator=g)
+    folded = goal_cost(dynamics, space, starts, goals, batch=5)(plans)
+    reference = goal_cost(dynamics, space, starts, goals, batch=5, fold=False)(plans)
+    assert reference.std() > 0.01  # the actions matter, so equal costs are not trivially equal
+    torch.testing.assert_close(folded, reference, rtol=1e-5, atol=1e-5)
+    low, high = space.bounds
+    best = {fold: cem(goal_cost(dynamics, space, starts, goals, 16, fold=fold), 4, 2, cfg(samples=32, elites=4,
+                      iterations=3), low, high, torch.Generator().manual_seed(0)) for fold in (True, False)}
+    torch.testing.assert_close(best[True][0], best[False][0])
+    torch.testing.assert_close(best[True][1], best[False][1], rtol=1e-5, atol=1e-5)

@@ -52,3 +52,11 @@ class ActionWorldModel(nn.Module):
     def step(self, state: Tensor, action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """One planning step: state [B, N, D], real action [B, A] -> (next state [B, N, D], cache)."""
         return self.predictor.step(state, self.conds(action), past)
+
+    def readers(self) -> list[nn.Linear]:
+        """The layers that read a state (folded planning, lawm.planning.cem)."""
+        return [self.predictor.inp]
+
+    def step_hidden(self, x: list[Tensor], action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        """`step` from the readers' outputs x [B, N, dim] -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+        return self.predictor.step_hidden(x[0], self.conds(action), past)

@@ -44,8 +44,11 @@ class Controller(nn.Module):
 
     def memory(self, states: Tensor) -> Tensor:
         """states [B, N, D] -> the processed tokens [B, N, dim] the action reads."""
-        x = self.inp(states)  # [B, N, dim]
-        angles = rope_angles(grid_positions(1, self.grid, states.device), x.shape[-1] // self.heads)  # [N, hd/2]
+        return self.memory_of(self.inp(states))
+
+    def memory_of(self, x: Tensor) -> Tensor:
+        """`memory` from the projected states x = inp(states) [B, N, dim]."""
+        angles = rope_angles(grid_positions(1, self.grid, x.device), x.shape[-1] // self.heads)  # [N, hd/2]
         for block in self.blocks:
             x = block(x, angles)
         return x
@@ -84,3 +87,14 @@ class ControlledWorldModel(nn.Module):
     def step(self, state: Tensor, action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """state [B, N, D], real action [B, A] -> (next state [B, N, D], cache)."""
         return self.predictor.step(state, self.controller(state, action), past)
+
+    def readers(self) -> list[nn.Linear]:
+        """The layers that read a state (folded planning, lawm.planning.cem): both input projections."""
+        return [self.predictor.inp, *([self.controller.inp] if isinstance(self.controller, Controller) else [])]
+
+    def step_hidden(self, x: list[Tensor], action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        """`step` from the readers' outputs x [B, N, dim] each -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+        if len(x) == 1:  # a controller blind to the state
+            return self.predictor.step_hidden(x[0], self.controller(None, action), past)
+        z = self.controller.read(self.controller.memory_of(x[1]), action)  # [B, L]
+        return self.predictor.step_hidden(x[0], z, past)

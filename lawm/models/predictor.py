@@ -57,15 +57,22 @@ class Predictor(nn.Module):
         Returns (s_{t+1} [B, N, D_in], the cache extended by frame t). Equals output t of `forward`
         on the sequence so far, at the cost of one frame: what planning rollouts need.
         """
-        t = 0 if past is None else past[0][0].shape[2] // state.shape[1]
-        pos = grid_positions(t + 1, self.grid, state.device)[-state.shape[1]:]  # [N, 3]: frame t
-        angles = rope_angles(pos, self.inp.out_features // self.heads)  # [N, hd/2]
-        x, c = self.inp(state), self.cond_embed(cond)  # [B, N, dim], [B, dim]
+        hidden, past = self.step_hidden(self.inp(state), cond, past)  # [B, N, dim]
+        return state + self.out(hidden), past  # [B, N, D_in]
+
+    def step_hidden(self, x: Tensor, cond: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        """`step` in the model's width: x = inp(s_t) [B, N, dim] -> (h [B, N, dim], cache), where
+        s_{t+1} = s_t + out(h). Folded planning (lawm.planning.cem) never builds the D_in-wide states."""
+        N = x.shape[1]
+        t = 0 if past is None else past[0][0].shape[2] // N
+        pos = grid_positions(t + 1, self.grid, x.device)[-N:]  # [N, 3]: frame t
+        angles = rope_angles(pos, x.shape[-1] // self.heads)  # [N, hd/2]
+        c = self.cond_embed(cond)  # [B, dim]
         new_past = []
         for i, block in enumerate(self.blocks):
             x, kv = block.extend(x, c, angles, None if past is None else past[i])  # [B, N, dim]
             new_past.append(kv)
-        return state + self.out(self.norm(x)), new_past  # [B, N, D_in]
+        return self.norm(x), new_past
 
     def rollout(self, context: Tensor, conds: Tensor, context_conds: Tensor | None = None) -> Tensor:
         """Autoregressive prediction of the h states after `context`, feeding predictions back.

@@ -1,7 +1,8 @@
 """Batched cross-entropy method: every sample of every episode goes through one rollout per iteration.
 
 Dynamics are anything with `step(state [B, N, D], action [B, A], past) -> (next [B, N, D], past)`:
-the real-action world model, or a latent-action predictor driven through a controller. Plans are
+the real-action world model, or a latent-action predictor driven through a controller. The world
+models also step in their own width (`readers`, `step_hidden`), which the goal cost uses. Plans are
 sampled in normalised action units (real action / the data's per-dimension std), so one unit
 variance suits every domain, as the paper's "mean 0, unit variance" initialisation.
 """
@@ -51,11 +52,15 @@ def rollout(dynamics, start: Tensor, actions: Tensor) -> Tensor:
     return torch.stack(states, dim=1)
 
 
-def goal_cost(dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch: int) -> CostFn:
+def goal_cost(dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch: int, fold: bool = True) -> CostFn:
     """Cost of normalised plans [E, S, H, A]: ||s_H - s_goal||_2 from each episode's start.
 
     starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed.
+    With `fold`, dynamics that have `readers` and `step_hidden` (the world models) get the same
+    cost computed in the model's width (`folded_distances`); otherwise every predicted state is
+    built (the reference).
     """
+    distances = folded_distances(dynamics, starts, goals) if fold and hasattr(dynamics, "step_hidden") else None
 
     @torch.no_grad()
     def cost(plans: Tensor) -> Tensor:
@@ -65,11 +70,52 @@ def goal_cost(dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch
         out = torch.empty(E * S)
         for lo in range(0, E * S, batch):
             idx = episode[lo:lo + batch]
-            final = rollout(dynamics, starts[idx], flat[lo:lo + batch])[:, -1]  # [b, N, D]
-            out[lo:lo + batch] = (final - goals[idx]).flatten(1).norm(dim=1)
+            if distances is not None:
+                out[lo:lo + batch] = distances(idx, flat[lo:lo + batch])
+            else:
+                final = rollout(dynamics, starts[idx], flat[lo:lo + batch])[:, -1]  # [b, N, D]
+                out[lo:lo + batch] = (final - goals[idx]).flatten(1).norm(dim=1)
         return out.view(E, S)
 
     return cost
+
+
+@torch.no_grad()
+def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """(episode [b], real actions [b, H, A]) -> ||s_H - goal||_2 [b], never building a D-wide state.
+
+    A step adds out(h) = W_o h + b_o to the state (h [N, dim], the predictor's last hidden), and
+    every layer that reads a state is linear, r(s) = W_r s + b_r (dynamics.readers()). So
+    r(s_{t+1}) = r(s_t) + (W_r W_o) h_t + W_r b_o, and with u = sum_t h_t, d = s_0 - goal + H b_o:
+    ||s_H - goal||^2 = sum over tokens of ||d||^2 + 2 (d W_o) . u + u (W_o^T W_o) u.
+    This drops the D-wide input and output projections of every step (D = 1536 against dim = 128
+    at the defaults); the last sum runs in float64, as it subtracts nearly equal terms.
+    """
+    out = dynamics.predictor.out
+    w_o, b_o = out.weight, out.bias  # [D, dim], [D]
+    readers = dynamics.readers()
+    folds = [(r.weight @ w_o, r.weight @ b_o) for r in readers]  # [dim, dim], [dim] per reader
+    start_x = [r(starts) for r in readers]  # [E, N, dim] each
+    gram = (w_o.T @ w_o).double()  # [dim, dim]
+    offsets = {}  # horizon -> (||d||^2 [E], d W_o [E, N, dim]), per episode
+
+    def distances(episode: Tensor, actions: Tensor) -> Tensor:
+        H = actions.shape[1]
+        if H not in offsets:
+            d = (starts - goals + H * b_o).double()  # [E, N, D]
+            offsets[H] = d.pow(2).sum((1, 2)), d @ w_o.double()
+        x, past, total = [s[episode] for s in start_x], None, 0
+        for i in range(H):
+            h, past = dynamics.step_hidden(x, actions[:, i], past)  # [b, N, dim]
+            total = total + h
+            if i < H - 1:
+                x = [xi + h @ w.T + b for xi, (w, b) in zip(x, folds)]  # r(s_{i+1}) [b, N, dim]
+        u = total.double()  # [b, N, dim]
+        d_sq, d_w = offsets[H]
+        sq = d_sq[episode] + 2 * (d_w[episode] * u).sum((1, 2)) + ((u @ gram) * u).sum((1, 2))
+        return sq.clamp_min(0).sqrt().float()  # [b]
+
+    return distances
 
 
 def _gaussian(mean: Tensor, std: Tensor, samples: int, low: Tensor, high: Tensor,

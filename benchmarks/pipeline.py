@@ -1,0 +1,163 @@
+"""The default pipeline's wall time per stage group, and the share of the machine's matmul peak that
+training and planning reach.
+
+    python benchmarks/pipeline.py [--quick]
+
+Stage times come from the MLflow records of the last `make repro` (MLFLOW_TRACKING_URI, else
+./mlflow.db: run it from the repository root). For every run name (stage@variant) the latest
+finished run counts. Per stage group: the runs, their summed wall time (a run spans the stage's
+work inside Prefect and MLflow), and the start-up cost between stages: the gap from one run's end
+to the next run's start (a new process, its imports, the Prefect flow run, DVC's bookkeeping);
+gaps over 5 minutes are taken to be separate invocations and left out.
+
+Peak: the fastest of several 2048x2048 fp32 matmuls. Model work, at params.yaml's sizes on the
+default pixels states with random weights (cost does not depend on the weights):
+
+  training   one latent-action training step (`none` regulariser, batch 16 x 8 states:
+             forward, backward, AdamW + Muon), median of N after warm-up
+  planning   one CEM plan of the closed-loop budget, 100 episodes at once (planning.batch rollouts
+             per forward pass), for the real-action world model and a latent model + controller
+
+FLOPs are counted by torch.utils.flop_counter (matmuls and attention; elementwise work is not
+counted, so the fraction is a lower bound of how busy the cores are). Results:
+benchmarks/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+try:
+    from benchmarks.common import default_params, latent_action_model, run_benchmark, table
+    from benchmarks.planning import ACTION_DIM, TOKEN_DIM, TOKENS, models
+except ModuleNotFoundError:  # run as `python benchmarks/pipeline.py`
+    from common import default_params, latent_action_model, run_benchmark, table
+    from planning import ACTION_DIM, TOKEN_DIM, TOKENS, models
+
+from lawm.planning.cem import ActionSpace, cem, goal_cost
+from lawm.runtime import configure_threads
+from lawm.training import make_optimizers
+
+SEPARATE_INVOCATIONS_S = 300.0
+
+
+def stage_runs() -> list[dict]:
+    """The latest finished run of every run name in the `lawm` experiment, by start time."""
+    import mlflow
+
+    from lawm import tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], filter_string="attributes.status = 'FINISHED'",
+                              output_format="list", order_by=["attributes.start_time DESC"])
+    latest = {}
+    for run in runs:
+        latest.setdefault(run.info.run_name, run)
+    return sorted(({"name": name, "stage": r.data.tags.get("stage", name.split("@")[0]),
+                    "start": r.info.start_time / 1000, "end": r.info.end_time / 1000}
+                   for name, r in latest.items()), key=lambda r: r["start"])
+
+
+def stage_groups(runs: list[dict]) -> dict:
+    """Per stage: runs, summed seconds, and the start-up gaps before its runs."""
+    groups = defaultdict(lambda: {"runs": 0, "seconds": 0.0, "gaps": []})
+    for before, run in zip([None, *runs], runs):
+        g = groups[run["stage"]]
+        g["runs"] += 1
+        g["seconds"] += run["end"] - run["start"]
+        if before is not None and 0 <= run["start"] - before["end"] <= SEPARATE_INVOCATIONS_S:
+            g["gaps"].append(run["start"] - before["end"])
+    gaps = [x for g in groups.values() for x in g["gaps"]]
+    return {"groups": dict(groups), "span_s": runs[-1]["end"] - runs[0]["start"] if runs else 0.0,
+            "median_gap_s": statistics.median(gaps) if gaps else float("nan")}
+
+
+def matmul_peak(repeats: int) -> float:
+    """GFLOP/s of the fastest 2048x2048 fp32 matmul."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def counted_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def training_step(params, steps: int) -> dict:
+    model, batch = latent_action_model("none", params)
+    optimizers = make_optimizers(model, params.latent_actions.train)
+
+    def step():
+        model(batch)["loss"].backward()
+        for optimizer, _ in optimizers:
+            optimizer.step()
+            optimizer.zero_grad()
+
+    for _ in range(3):
+        step()
+    seconds = statistics.median(_timed(step) for _ in range(steps))
+    return {"work": "latent-action training step", "flops": counted_flops(step), "seconds": seconds}
+
+
+def planning(params, episodes: int) -> list[dict]:
+    cfg = params.planning.closed_loop.cem
+    space = ActionSpace(torch.ones(ACTION_DIM), -3 * torch.ones(ACTION_DIM), 3 * torch.ones(ACTION_DIM))
+    g = torch.Generator().manual_seed(0)
+    starts, goals = torch.randn(episodes, TOKENS, TOKEN_DIM, generator=g), torch.randn(episodes, TOKENS, TOKEN_DIM, generator=g)
+    low, high = space.bounds
+    rows = []
+    for name, dynamics in models(params).items():
+        def plan():
+            cem(goal_cost(dynamics, space, starts, goals, params.planning.batch), episodes, ACTION_DIM, cfg, low, high, g)
+
+        plan()
+        seconds = min(_timed(plan) for _ in range(2))
+        rows.append({"work": f"CEM plans of {episodes} episodes, {name}", "flops": counted_flops(plan), "seconds": seconds})
+    return rows
+
+
+def run(quick: bool) -> dict:
+    configure_threads()
+    params = default_params()
+    stages = stage_groups(stage_runs())
+    peak = matmul_peak(3 if quick else 10)
+    work = [training_step(params, 3 if quick else 10), *planning(params, 16 if quick else 100)]
+    for w in work:
+        w["gflops_per_s"] = w["flops"] / w["seconds"] / 1e9
+        w["share_of_peak"] = w["gflops_per_s"] / peak
+    return {"stages": stages, "matmul_peak_gflops": peak, "work": work, "threads": torch.get_num_threads()}
+
+
+def report(res: dict) -> str:
+    s = res["stages"]
+    rows = [[name, g["runs"], g["seconds"] / 60, statistics.median(g["gaps"]) if g["gaps"] else float("nan")]
+            for name, g in s["groups"].items()]
+    rows.append(["all (first start to last end)", sum(g["runs"] for g in s["groups"].values()), s["span_s"] / 60,
+                 s["median_gap_s"]])
+    parts = [table(["stage", "runs", "minutes", "median start-up gap before a run (s)"], rows,
+                   title="The last repro's stages, from MLflow")]
+    if not s["groups"]:
+        parts.append("(no finished stage runs in MLflow here: run `make repro` first, or set MLFLOW_TRACKING_URI)")
+    parts.append(table(["work", "GFLOP", "seconds", "GFLOP/s", "share of the matmul peak"],
+                       [[w["work"], w["flops"] / 1e9, w["seconds"], w["gflops_per_s"], w["share_of_peak"]]
+                        for w in res["work"]],
+                       title=f"fp32 matmul peak: {res['matmul_peak_gflops']:.0f} GFLOP/s on {res['threads']} threads"))
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    run_benchmark("pipeline", __doc__, run, report)
