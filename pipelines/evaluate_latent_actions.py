@@ -1,5 +1,6 @@
 """Stage `evaluate_latent_actions@{variant}`: capacity, future leakage, transfer, probes, locality
-and the z -> real action probe of one trained latent-action model, on held-out clips."""
+the z -> real action probe and the predictor's use of z on the labelled domains, of one trained
+latent-action model, on held-out clips."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prefect import flow, get_run_logger
 
 from lawm import tracking
 from lawm.config import load_params
-from lawm.control import Transitions, action_probe_r2
+from lawm.control import Transitions, action_probe_r2, latent_use
 from lawm.encoders import PixelsEncoder
 from lawm.evaluation import plots
 from lawm.evaluation.suite import evaluate
@@ -38,12 +39,13 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
                              "of them (worlds.real_clips off, or your own clips.sources): remove them")
         model = load_model(model_dir / "model.pt")
         metrics, artifacts = evaluate(model, features_dir, cfg.domains)
-        for domain in params.world_model.domains:  # how much of each labelled domain's real action z carries
+        for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
             if any(cache.select(split, [domain]).empty for split in ("train", "val")):
                 log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
                 continue
             metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
                                                              Transitions(model, cache, domain, "val"))
+            metrics[f"latent_use_{domain}"] = latent_use(model, cache, domain)
         out.mkdir(parents=True, exist_ok=True)
         figures = []
         if "cut_curve" in artifacts:

@@ -99,10 +99,14 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
                    f"x{x['transfer_ratio']:.2f}", paper.paper_range(paper.TABLE2_TRANSFER_RATIO, kinds[v])]
                   for v, x in m["latent"].items()]), "",
           "What the latents carry (held-out linear-probe R^2 on the training domains' ground truth, and from z "
-          "to the real action of each labelled domain; the paper cannot measure this):", "",
-          _table(["variant", "flicker", "camera", "agents", "locality", *(f"{d} action" for d in domains)],
+          "to the real action of each labelled domain; the paper cannot measure this), and whether the predictor "
+          "uses them there (z use: one-step L1 with another clip's latents over the L1 with the clip's own; "
+          "1 = ignored):", "",
+          _table(["variant", "flicker", "camera", "agents", "locality", *(f"{d} action" for d in domains),
+                  *(f"{d} z use" for d in domains)],
                  [[v, x.get("probe_r2_flicker"), x.get("probe_r2_camera"), x.get("probe_r2_agents"),
-                   x.get("locality_concentration"), *(x.get(f"action_r2_{d}") for d in domains)]
+                   x.get("locality_concentration"), *(x.get(f"action_r2_{d}") for d in domains),
+                   *(x.get(f"latent_use_{d}") for d in domains)]
                   for v, x in m["latent"].items()]), "",
           _figure(figures.get("transfer", Path()), out, "transfer.png", "transfer"), ""]
     for d in params.latent_actions.eval_real_domains:
