@@ -52,24 +52,6 @@ def action_probe_r2(train: Transitions, val: Transitions) -> float:
     return probe(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
 
 
-@torch.no_grad()
-def latent_use(lam, cache: FeatureCache, domain: str, split: str = "val", batch_size: int = 32) -> float:
-    """How much the predictor relies on the IDM's latents on `domain`: the teacher-forced one-step L1
-    with every clip's latents swapped for the next clip's, over the L1 with its own. 1 = the
-    predictor ignores z there; then no controller can steer it, whatever z carries."""
-    rows = cache.select(split, [domain])
-    if len(rows) < 2:
-        raise ValueError(f"latent use on {domain!r} needs at least 2 {split} clips, the cache has {len(rows)}")
-    clips = clip_tensor(cache, rows)  # [M, S, N, D]
-    z = latents(lam, clips)  # [M, S-1, L]
-    errors = {"own": 0.0, "swapped": 0.0}
-    for name, zs in (("own", z), ("swapped", z.roll(1, dims=0))):
-        for lo in range(0, len(clips), batch_size):
-            states = clips[lo:lo + batch_size]  # [b, S, N, D]
-            errors[name] += (lam.predict_next(states, zs[lo:lo + batch_size]) - states[:, 1:]).abs().sum().item()
-    return errors["swapped"] / errors["own"]
-
-
 def controller_loss(controller, batch: dict):
     """L2 to the IDM's latent (squared error, mean over the latent's dimensions)."""
     loss = (controller(batch["states"], batch["actions"]) - batch["z"]).pow(2).mean()

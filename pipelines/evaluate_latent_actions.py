@@ -11,10 +11,11 @@ from prefect import flow, get_run_logger
 
 from lawm import tracking
 from lawm.config import load_params
-from lawm.control import Transitions, action_probe_r2, latent_use
+from lawm.control import Transitions, action_probe_r2
 from lawm.encoders import PixelsEncoder
 from lawm.evaluation import plots
-from lawm.evaluation.suite import evaluate
+from lawm.evaluation.capacity import latent_use
+from lawm.evaluation.suite import clip_tensor, evaluate
 from lawm.features import FeatureCache
 from lawm.io import write_parquet
 from lawm.models.saved import load_model
@@ -45,7 +46,11 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
                 continue
             metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
                                                              Transitions(model, cache, domain, "val"))
-            metrics[f"latent_use_{domain}"] = latent_use(model, cache, domain)
+            val = cache.select("val", [domain])
+            if val["video"].nunique() < 2:
+                log.warning("no latent use for %s: it needs val clips of two videos", domain)
+                continue
+            metrics[f"latent_use_{domain}"] = latent_use(model, clip_tensor(cache, val), val["video"].tolist())
         out.mkdir(parents=True, exist_ok=True)
         figures = []
         if "cut_curve" in artifacts:

@@ -2,11 +2,10 @@
 
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 import torch
 
-from lawm.control import action_probe_r2, latent_use
+from lawm.control import action_probe_r2
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 from lawm.planning.cem import rollout
 
@@ -133,40 +132,3 @@ def test_action_probe_tells_latents_that_carry_the_action_from_latents_that_do_n
 
     assert action_probe_r2(transitions(400, True), transitions(200, True)) > 0.95
     assert abs(action_probe_r2(transitions(400, False), transitions(200, False))) < 0.1
-
-
-class WalkCache:
-    """A feature cache of random walks: s_{t+1} = s_t + a_t (the same move for every token) + small noise."""
-
-    def __init__(self, clips=5, states=6):
-        g = torch.Generator().manual_seed(0)
-        moves = torch.randn(clips, states - 1, 1, D_IN, generator=g).expand(-1, -1, N, -1)
-        walks = torch.cat([torch.zeros(clips, 1, N, D_IN), moves + 0.05 * torch.randn(clips, states - 1, N, D_IN, generator=g)], 1)
-        self.clips = {f"c{i}": walk for i, walk in enumerate(walks.cumsum(1))}
-
-    def select(self, split, domains):
-        return pd.DataFrame({"clip_id": list(self.clips)})
-
-    def states(self, clip_id):
-        return self.clips[clip_id]
-
-
-class MoveModel:
-    """A perfect IDM (z = the mean move over tokens) and a predictor that adds z, or ignores it."""
-
-    def __init__(self, uses_z: bool):
-        self.uses_z = uses_z
-
-    def infer_latents(self, states):  # [B, T, N, D] -> [B, T-1, D]
-        return (states[:, 1:] - states[:, :-1]).mean(2)
-
-    def predict_next(self, states, z):  # -> [B, T-1, N, D]
-        return states[:, :-1] + (z[:, :, None] if self.uses_z else 0)
-
-
-def test_latent_use_is_one_when_the_predictor_ignores_z_and_large_when_it_needs_it():
-    cache = WalkCache()
-    assert latent_use(MoveModel(uses_z=False), cache, "walks") == pytest.approx(1.0)
-    assert latent_use(MoveModel(uses_z=True), cache, "walks") > 5.0
-    with pytest.raises(ValueError, match="at least 2"):
-        latent_use(MoveModel(True), SimpleNamespace(select=lambda s, d: pd.DataFrame({"clip_id": ["c0"]})), "walks")

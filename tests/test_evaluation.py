@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lawm.config import ModelConfig, NoRegularizer
+from lawm.evaluation.capacity import latent_use
 from lawm.evaluation.leakage import leakage, partner_order, stitch
 from lawm.evaluation.locality import agent_cells, concentration
 from lawm.evaluation.probes import probe, r2
@@ -88,3 +89,32 @@ def test_agent_cells_follow_the_resize_and_crop():
     assert cells[1, 3] and cells.sum() == 1  # the 16-px cell holding (63, 16)
     wide = agent_cells(gt.assign(agent0_x=[64.0 + 63.0]), 0, (4, 4), width=192, height=64, image_size=64)
     assert (wide == cells).all()  # a 192x64 frame is centre-cropped to its middle 64 columns
+
+
+class MoveModel:
+    """A perfect IDM (z = the mean move over tokens) and a predictor that adds z, or ignores it."""
+
+    def __init__(self, uses_z: bool):
+        self.uses_z = uses_z
+
+    def eval(self):
+        return self
+
+    def infer_latents(self, states):  # [B, T, N, D] -> [B, T-1, D]
+        return (states[:, 1:] - states[:, :-1]).mean(2)
+
+    def predict_next(self, states, z):  # -> [B, T-1, N, D]
+        return states[:, :-1] + (z[:, :, None] if self.uses_z else 0)
+
+
+def test_latent_use_is_one_when_the_predictor_ignores_z_and_large_when_it_needs_it():
+    """Random walks: s_{t+1} = s_t + a_t (one move for every token) + small noise."""
+    g = torch.Generator().manual_seed(0)
+    moves = torch.randn(6, 5, 1, 3, generator=g).expand(-1, -1, 4, -1)  # [M, S-1, N, D]
+    steps = moves + 0.05 * torch.randn(6, 5, 4, 3, generator=g)
+    clips = torch.cat([torch.zeros(6, 1, 4, 3), steps], 1).cumsum(1)  # [M, S, N, D]
+    videos = ["a", "a", "b", "b", "c", "c"]
+    assert latent_use(MoveModel(uses_z=False), clips, videos) == pytest.approx(1.0)
+    assert latent_use(MoveModel(uses_z=True), clips, videos) > 5.0
+    with pytest.raises(ValueError, match="at least two videos"):
+        latent_use(MoveModel(True), clips, ["a"] * 6)

@@ -1,12 +1,18 @@
 """Capacity: the one-step prediction error with the IDM's latents on held-out clips (paper §5, Fig. 4).
 
 Lower error = more information in the latent. `zero` (no action) and `none` (unconstrained) bound it.
+`latent_use` asks the converse on a labelled domain: how much does the predictor rely on the latent?
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+
+from lawm.evaluation.leakage import partner_order
 
 
 @torch.no_grad()
@@ -21,3 +27,29 @@ def one_step_error(model, dataset: Dataset, batch_size: int = 32) -> float:
         total += (pred - states[:, 1:]).abs().sum().item()
         count += pred.numel()
     return total / count
+
+
+@torch.no_grad()
+def latents(model, clips: Tensor, batch_size: int = 32) -> Tensor:
+    """Deterministic IDM latents of every transition: [M, S-1, L]."""
+    return torch.cat([model.infer_latents(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
+
+
+@torch.no_grad()
+def latent_use(model, clips: Tensor, videos: Sequence[str], batch_size: int = 32) -> float:
+    """The teacher-forced one-step L1 of clips [M, S, N, D] with every clip's latents swapped for
+    those of a clip from another video (`partner_order`), over the L1 with its own latents.
+
+    1 = the predictor ignores z on these clips: then no controller can steer it, whatever z carries.
+    """
+    partner = partner_order(list(videos))
+    if min(partner, default=-1) < 0:
+        raise ValueError(f"latent use needs clips of at least two videos, got {len(set(videos))}")
+    model.eval()
+    z = latents(model, clips, batch_size)  # [M, S-1, L]
+    errors = {"own": 0.0, "swapped": 0.0}
+    for name, zs in (("own", z), ("swapped", z[partner])):
+        for lo in range(0, len(clips), batch_size):
+            states = clips[lo:lo + batch_size]  # [b, S, N, D]
+            errors[name] += (model.predict_next(states, zs[lo:lo + batch_size]) - states[:, 1:]).abs().sum().item()
+    return errors["swapped"] / max(errors["own"], 1e-12)

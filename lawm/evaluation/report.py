@@ -100,7 +100,7 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
                   for v, x in m["latent"].items()]), "",
           "What the latents carry (held-out linear-probe R^2 on the training domains' ground truth, and from z "
           "to the real action of each labelled domain; the paper cannot measure this), and whether the predictor "
-          "uses them there (z use: one-step L1 with another clip's latents over the L1 with the clip's own; "
+          "uses them there (z use: one-step L1 with the latents of a clip from another video over the L1 with the clip's own; "
           "1 = ignored):", "",
           _table(["variant", "flicker", "camera", "agents", "locality", *(f"{d} action" for d in domains),
                   *(f"{d} z use" for d in domains)],

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lawm.evaluation.capacity import one_step_error
+from lawm.evaluation.capacity import latents, one_step_error
 from lawm.evaluation.leakage import leakage, partner_order
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
 from lawm.evaluation.probes import motion_targets, probe
@@ -21,12 +21,6 @@ log = logging.getLogger(__name__)
 def clip_tensor(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
     """Whole clips of `rows` stacked: [M, S, N, D]."""
     return torch.stack([cache.states(cid) for cid in rows["clip_id"]])
-
-
-@torch.no_grad()
-def latents(model, clips: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Deterministic IDM latents of every transition: [M, S-1, L]."""
-    return torch.cat([model.infer_latents(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
 
 
 def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,

@@ -89,12 +89,13 @@ class ControlledWorldModel(nn.Module):
         return self.predictor.step(state, self.controller(state, action), past)
 
     def readers(self) -> list[nn.Linear]:
-        """The layers that read a state (folded planning, lawm.planning.cem): both input projections."""
+        """The layers that read a state (folded planning, lawm.planning.cem), in `step_hidden`'s
+        order: the predictor's input projection, then the controller's (if it sees the state)."""
         return [self.predictor.inp, *([self.controller.inp] if isinstance(self.controller, Controller) else [])]
 
     def step_hidden(self, x: list[Tensor], action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """`step` from the readers' outputs x [B, N, dim] each -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
-        if len(x) == 1:  # a controller blind to the state
+        if not isinstance(self.controller, Controller):  # blind to the state: the ActionOnlyController
             return self.predictor.step_hidden(x[0], self.controller(None, action), past)
         z = self.controller.read(self.controller.memory_of(x[1]), action)  # [B, L]
         return self.predictor.step_hidden(x[0], z, past)

@@ -94,11 +94,12 @@ def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tenso
     out = dynamics.predictor.out
     w_o, b_o = out.weight, out.bias  # [D, dim], [D]
     readers = dynamics.readers()
-    folds = [(r.weight @ w_o, r.weight @ b_o) for r in readers]  # [dim, dim], [dim] per reader
-    start_x = [r(starts) for r in readers]  # [E, N, dim] each
-    gram = (w_o.T @ w_o).double()  # [dim, dim]
+    folds = [(r.weight @ w_o, r.weight @ b_o) for r in readers]  # [dim_r, dim], [dim_r] per reader
+    start_x = [r(starts) for r in readers]  # [E, N, dim_r] each
+    gram = w_o.double().T @ w_o.double()  # [dim, dim]
     offsets = {}  # horizon -> (||d||^2 [E], d W_o [E, N, dim]), per episode
 
+    @torch.no_grad()
     def distances(episode: Tensor, actions: Tensor) -> Tensor:
         H = actions.shape[1]
         if H not in offsets:
@@ -109,7 +110,7 @@ def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tenso
             h, past = dynamics.step_hidden(x, actions[:, i], past)  # [b, N, dim]
             total = total + h
             if i < H - 1:
-                x = [xi + h @ w.T + b for xi, (w, b) in zip(x, folds)]  # r(s_{i+1}) [b, N, dim]
+                x = [xi + h @ w.T + b for xi, (w, b) in zip(x, folds)]  # r(s_{i+1}) [b, N, dim_r]
         u = total.double()  # [b, N, dim]
         d_sq, d_w = offsets[H]
         sq = d_sq[episode] + 2 * (d_w[episode] * u).sum((1, 2)) + ((u @ gram) * u).sum((1, 2))
