@@ -5,16 +5,17 @@ training and planning reach.
 
 Stage times come from the MLflow records of the last `make repro` (MLFLOW_TRACKING_URI, else
 ./mlflow.db: run it from the repository root). For every run name (stage@variant) the latest
-finished run counts. Per stage group: the runs, their summed wall time (a run spans the stage's
-work inside Prefect and MLflow), and the start-up cost between stages: the gap from one run's end
-to the next run's start (a new process, its imports, the Prefect flow run, DVC's bookkeeping);
-gaps over 5 minutes are taken to be separate invocations and left out.
+finished run counts (after a partial rerun, those runs replace the earlier ones). Per stage
+group: the runs, their summed wall time (a run spans the stage's work inside Prefect and MLflow),
+and the start-up cost between stages: the gap from one run's end to the next run's start (a new
+process, its imports, the Prefect flow run, DVC's bookkeeping); gaps over 5 minutes are taken to
+be separate invocations and left out.
 
 Peak: the fastest of several 2048x2048 fp32 matmuls. Model work, at params.yaml's sizes on the
 default pixels states with random weights (cost does not depend on the weights):
 
   training   one latent-action training step (`none` regulariser, batch 16 x 8 states:
-             forward, backward, AdamW + Muon), median of N after warm-up
+             forward, backward, AdamW + Muon), the fastest of N after warm-up
   planning   one CEM plan of the closed-loop budget, 100 episodes at once (planning.batch rollouts
              per forward pass), for the real-action world model and a latent model + controller
 
@@ -33,13 +34,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 try:
-    from benchmarks.common import default_params, latent_action_model, run_benchmark, table
-    from benchmarks.planning import ACTION_DIM, TOKEN_DIM, TOKENS, models
+    from benchmarks.common import best_of, default_params, latent_action_model, run_benchmark, table
+    from benchmarks.planning import ACTION_DIM, models, random_states, unit_space
 except ModuleNotFoundError:  # run as `python benchmarks/pipeline.py`
-    from common import default_params, latent_action_model, run_benchmark, table
-    from planning import ACTION_DIM, TOKEN_DIM, TOKENS, models
+    from common import best_of, default_params, latent_action_model, run_benchmark, table
+    from planning import ACTION_DIM, models, random_states, unit_space
 
-from lawm.planning.cem import ActionSpace, cem, goal_cost
+from lawm.planning.cem import cem, goal_cost
 from lawm.runtime import configure_threads
 from lawm.training import make_optimizers
 
@@ -73,22 +74,15 @@ def stage_groups(runs: list[dict]) -> dict:
         if before is not None and 0 <= run["start"] - before["end"] <= SEPARATE_INVOCATIONS_S:
             g["gaps"].append(run["start"] - before["end"])
     gaps = [x for g in groups.values() for x in g["gaps"]]
-    return {"groups": dict(groups), "span_s": runs[-1]["end"] - runs[0]["start"] if runs else 0.0,
+    return {"groups": dict(groups), "runs_s": sum(g["seconds"] for g in groups.values()), "gaps_s": sum(gaps),
             "median_gap_s": statistics.median(gaps) if gaps else float("nan")}
 
 
 def matmul_peak(repeats: int) -> float:
     """GFLOP/s of the fastest 2048x2048 fp32 matmul."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * 2048 ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    seconds, _ = best_of(lambda: a @ b, repeats + 1)
+    return 2 * 2048 ** 3 / seconds / 1e9
 
 
 def counted_flops(fn) -> int:
@@ -109,24 +103,25 @@ def training_step(params, steps: int) -> dict:
 
     for _ in range(3):
         step()
-    seconds = statistics.median(_timed(step) for _ in range(steps))
+    seconds, _ = best_of(step, steps)
     return {"work": "latent-action training step", "flops": counted_flops(step), "seconds": seconds}
 
 
-def planning(params, episodes: int) -> list[dict]:
+def planning_work(params, episodes: int) -> list[dict]:
     cfg = params.planning.closed_loop.cem
-    space = ActionSpace(torch.ones(ACTION_DIM), -3 * torch.ones(ACTION_DIM), 3 * torch.ones(ACTION_DIM))
-    g = torch.Generator().manual_seed(0)
-    starts, goals = torch.randn(episodes, TOKENS, TOKEN_DIM, generator=g), torch.randn(episodes, TOKENS, TOKEN_DIM, generator=g)
+    space, g = unit_space(), torch.Generator().manual_seed(0)
+    starts, goals = random_states(episodes, g), random_states(episodes, g)
     low, high = space.bounds
     rows = []
     for name, dynamics in models(params).items():
         def plan():
-            cem(goal_cost(dynamics, space, starts, goals, params.planning.batch), episodes, ACTION_DIM, cfg, low, high, g)
+            cost = goal_cost(dynamics, space, starts, goals, params.planning.batch)
+            cem(cost, episodes, ACTION_DIM, cfg, low, high, g)
 
         plan()
-        seconds = min(_timed(plan) for _ in range(2))
-        rows.append({"work": f"CEM plans of {episodes} episodes, {name}", "flops": counted_flops(plan), "seconds": seconds})
+        seconds, _ = best_of(plan, 2)
+        rows.append({"work": f"CEM plans of {episodes} episodes, {name}", "flops": counted_flops(plan),
+                     "seconds": seconds})
     return rows
 
 
@@ -135,7 +130,7 @@ def run(quick: bool) -> dict:
     params = default_params()
     stages = stage_groups(stage_runs())
     peak = matmul_peak(3 if quick else 10)
-    work = [training_step(params, 3 if quick else 10), *planning(params, 16 if quick else 100)]
+    work = [training_step(params, 3 if quick else 10), *planning_work(params, 16 if quick else 100)]
     for w in work:
         w["gflops_per_s"] = w["flops"] / w["seconds"] / 1e9
         w["share_of_peak"] = w["gflops_per_s"] / peak
@@ -146,10 +141,10 @@ def report(res: dict) -> str:
     s = res["stages"]
     rows = [[name, g["runs"], g["seconds"] / 60, statistics.median(g["gaps"]) if g["gaps"] else float("nan")]
             for name, g in s["groups"].items()]
-    rows.append(["all (first start to last end)", sum(g["runs"] for g in s["groups"].values()), s["span_s"] / 60,
-                 s["median_gap_s"]])
+    rows.append(["all runs", sum(g["runs"] for g in s["groups"].values()), s["runs_s"] / 60, s["median_gap_s"]])
     parts = [table(["stage", "runs", "minutes", "median start-up gap before a run (s)"], rows,
-                   title="The last repro's stages, from MLflow")]
+                   title="The latest finished run of every stage, from MLflow"),
+             f"Start-up gaps between consecutive runs: {s['gaps_s'] / 60:.1f} minutes in all."]
     if not s["groups"]:
         parts.append("(no finished stage runs in MLflow here: run `make repro` first, or set MLFLOW_TRACKING_URI)")
     parts.append(table(["work", "GFLOP", "seconds", "GFLOP/s", "share of the matmul peak"],

@@ -60,6 +60,16 @@ def models(params) -> dict:
     return {"real-action world model": action_wm.eval(), "latent model + controller": latent.eval()}
 
 
+def unit_space() -> ActionSpace:
+    """Actions in normalised units (std 1), clipped at +-3."""
+    return ActionSpace(torch.ones(ACTION_DIM), -3 * torch.ones(ACTION_DIM), 3 * torch.ones(ACTION_DIM))
+
+
+def random_states(count: int, generator: torch.Generator) -> torch.Tensor:
+    """[count, TOKENS, TOKEN_DIM] random states (planning cost does not depend on their values)."""
+    return torch.randn(count, TOKENS, TOKEN_DIM, generator=generator)
+
+
 def loop_cost(dynamics, space, start, goal):
     """The same cost as goal_cost, one sample at a time."""
 
@@ -73,9 +83,9 @@ def loop_cost(dynamics, space, start, goal):
 
 def run(quick: bool) -> dict:
     params = default_params()
-    space = ActionSpace(torch.ones(ACTION_DIM), -3 * torch.ones(ACTION_DIM), 3 * torch.ones(ACTION_DIM))
+    space = unit_space()
     g = torch.Generator().manual_seed(0)
-    start, goal = torch.randn(1, TOKENS, TOKEN_DIM, generator=g), torch.randn(1, TOKENS, TOKEN_DIM, generator=g)
+    start, goal = random_states(1, g), random_states(1, g)
     plans = torch.randn(1, PAPER.samples, PAPER.horizon, ACTION_DIM, generator=g)
     low, high = space.bounds
     rows = []

@@ -126,7 +126,7 @@ def select(names: list[str]) -> list[Ablation]:
     unknown = [n for n in names if n not in rows]
     if unknown:
         sys.exit(f"unknown ablation(s) {', '.join(unknown)}; the rows are: {', '.join(rows)}")
-    return [rows[n] for n in names]
+    return [rows[n] for n in dict.fromkeys(names)]  # each row once
 
 
 def set_args(overrides: dict[str, object]) -> list[str]:
@@ -135,7 +135,7 @@ def set_args(overrides: dict[str, object]) -> list[str]:
     bad = [k for k, v in overrides.items() if isinstance(v, (list, dict))]
     if bad:
         sys.exit(f"ablation overrides must be scalars; {bad} are not")
-    return [arg for key, value in overrides.items() for arg in ("-S", f"{key}={json.dumps(value)}")]
+    return [arg for key, v in overrides.items() for arg in ("-S", f"{key}={json.dumps(v)}")]
 
 
 def save_seconds(name: str, seconds: float) -> None:
@@ -147,11 +147,14 @@ def read_seconds() -> dict[str, float]:
     return json.loads(SECONDS.read_text()) if SECONDS.is_file() else {}
 
 
-def run_row(row: Ablation, existing: dict[str, dict]) -> float:
+def run_row(row: Ablation) -> float:
     """Run one row as a DVC experiment from the committed defaults; returns its seconds. A row that
     already has an experiment is run under a new name and replaces it only when it succeeds."""
     name = experiment_name(row)
+    existing = experiments(exp_show())
     trial = f"{name}-new" if name in existing else name
+    if trial in existing:  # left by an earlier replacement that failed half-way
+        dvc("exp", "remove", trial)
     restore_defaults()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pipelines.prefect_server", sys.executable, "-m", "dvc", "exp",
@@ -159,8 +162,8 @@ def run_row(row: Ablation, existing: dict[str, dict]) -> float:
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # run() puts the defaults back on the way out
         sys.exit(f"ablation {row.name}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
-    if trial != name:
-        for args in (("remove", name), ("rename", trial, name)):
+    if trial != name:  # the old experiment goes only once the new one holds its name
+        for args in (("rename", name, f"{name}-old"), ("rename", trial, name), ("remove", f"{name}-old")):
             if dvc("exp", *args).returncode != 0:
                 sys.exit(f"ablation {row.name}: `dvc exp {' '.join(args)}` failed")
     return seconds
@@ -176,7 +179,7 @@ def run(names: list[str]) -> None:
         return
     try:
         for row in rows:
-            seconds = run_row(row, existing)
+            seconds = run_row(row)
             save_seconds(row.name, seconds)
             print(f"ablation {row.name}: {seconds / 60:.1f} min", flush=True)
     finally:
@@ -275,18 +278,18 @@ def metric_cells(metrics: dict, in_app_d: Keep) -> dict[str, str]:
     planning = metrics.get(f"{METRICS.as_posix()}/evaluate_planning.json", {})
     domains = ("arm", "nav")
 
-    def main(variant: str) -> bool:
+    def main_setting(variant: str) -> bool:
         return not in_app_d(variant)
 
-    cells = {f"z→a R² {d}": controller_cell(metrics, d, "idm_action_r2", False, main) for d in domains}
+    cells = {f"z→a R² {d}": controller_cell(metrics, d, "idm_action_r2", False, main_setting) for d in domains}
     for domain in domains:
         cells |= world_model_cell(metrics, domain)
-    cells |= {f"ctrl ratio {d}": controller_cell(metrics, d, "controller_ratio", True, main) for d in domains}
-    cells |= offline_cells(planning, "arm", "delta", "DROID Δ", main)
-    cells |= offline_cells(planning, "nav", "rpe", "RECON RPE", main)
+    cells |= {f"ctrl ratio {d}": controller_cell(metrics, d, "controller_ratio", True, main_setting) for d in domains}
+    cells |= offline_cells(planning, "arm", "delta", "DROID Δ", main_setting)
+    cells |= offline_cells(planning, "nav", "rpe", "RECON RPE", main_setting)
     for domain in domains:
         planners = planning.get(domain, {}).get("closed_loop", {})
-        cells |= {f"success {domain} latent": best_success(planners, main),
+        cells |= {f"success {domain} latent": best_success(planners, main_setting),
                   f"success {domain} WM": success(planners.get("world_model")),
                   f"success {domain} random": success(planners.get("random"))}
     cells |= {f"z→a R² {d} App. D": controller_cell(metrics, d, "idm_action_r2", False, in_app_d) for d in domains}
