@@ -4,10 +4,10 @@
 VENV ?= .venv
 # Where pip's default index has only CUDA builds of torch (docker/): https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test bench clean-data
+.PHONY: install repro serve test bench clean-data
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ repro: install
 	python -m pipelines.prefect_server dvc repro
 	dvc metrics show
 	@echo "report: $(CURDIR)/data/report/report.md"
+
+# The Prefect UI, with every DVC stage as a deployment to run and retry from it (Ctrl-C stops it).
+serve: install
+	python -m pipelines.prefect_server python -m pipelines.serve
 
 test: install
 	pytest -q

@@ -5,8 +5,9 @@
 Without `PREFECT_API_URL`, every stage would start Prefect's temporary server (about 10 s each,
 and without the UI). This starts `prefect server start` once, on 127.0.0.1:4200 or another free
 port, prints the UI's address, points `PREFECT_API_URL` at it for the command, and stops it when
-the command ends. With `PREFECT_API_URL` already set, the command runs against that server. If
-the server does not come up, the command still runs, with the temporary servers.
+the command ends. With `PREFECT_API_URL` already set, in the environment or in the active Prefect
+profile (`prefect config set PREFECT_API_URL=...`), the command runs against that server. If the
+server does not come up, the command still runs, with the temporary servers.
 """
 
 from __future__ import annotations
@@ -67,11 +68,20 @@ def stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
+def configured_api_url() -> str | None:
+    """PREFECT_API_URL from the environment, else from the active Prefect profile, else None."""
+    if url := os.environ.get("PREFECT_API_URL"):
+        return url
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
+
+
 def run(command: Sequence[str]) -> int:
     if not command:
         sys.exit("usage: python -m pipelines.prefect_server COMMAND [ARGS...]")
-    if os.environ.get("PREFECT_API_URL"):
-        return subprocess.call(command)
+    if api_url := configured_api_url():
+        return subprocess.call(command, env={**os.environ, "PREFECT_API_URL": api_url})
     with tempfile.TemporaryFile(mode="w+") as log_file:
         started = start_server(log_file)
         if started is None:

@@ -33,3 +33,12 @@ def test_a_configured_server_is_used_as_is_and_the_exit_code_passes_through():
     assert done.returncode == 0 and done.stdout.strip() == "http://example.invalid:1/api"
     failing = run([sys.executable, "-c", "raise SystemExit(3)"], PREFECT_API_URL="http://example.invalid:1/api")
     assert failing.returncode == 3
+
+
+def test_a_server_set_in_the_active_prefect_profile_is_used(tmp_path):
+    (tmp_path / "profiles.toml").write_text(
+        'active = "team"\n\n[profiles.team]\nPREFECT_API_URL = "http://example.invalid:2/api"\n')
+    done = run(PRINT_URL, PREFECT_HOME=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "http://example.invalid:2/api"
+    assert "Prefect UI at" not in done.stdout  # no server of its own

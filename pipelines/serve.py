@@ -1,0 +1,82 @@
+"""Every DVC stage as a Prefect deployment: run, watch and retry stages from the Prefect UI.
+
+    make serve          # = python -m pipelines.prefect_server python -m pipelines.serve
+
+A deployment's flow runs `dvc repro <stage>` in this repository, so DVC's lock file and skip
+logic decide what runs, exactly as on the command line: a retried run reruns what failed and
+skips what already finished. The `pipeline` deployment runs the whole DAG. Runs are named after
+their stage (`train_latent_actions@sparse`) and tagged with the stage and its matrix item, and
+`dvc repro`'s output, the stages' progress lines included, goes to the run's log. One run at a
+time by default (`--limit`): DVC holds one lock per repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from prefect import flow, get_run_logger, serve
+
+PIPELINE = "pipeline"  # the deployment that runs the whole DAG
+FLOW_NAME = "dvc-repro"
+# A stage's tqdm bars update at most this often in a served run's log (TQDM_ environment defaults).
+PROGRESS_INTERVAL_S = 30
+
+
+def stage_names(root: str = ".") -> list[str]:
+    """The addresses of dvc.yaml's stages, matrix items expanded (`fit_controller@none-arm`), in file order."""
+    from dvc.repo import Repo
+
+    with Repo(root) as repo:
+        return [stage.addressing for stage in repo.index.stages]
+
+
+def stage_tags(name: str) -> list[str]:
+    """`fit_controller@none-arm` -> ["lawm", "fit_controller", "none-arm"]."""
+    group, _, item = name.partition("@")
+    return ["lawm", group, *([item] if item else [])]
+
+
+def output_lines(stream: IO[bytes]) -> Iterator[str]:
+    """The non-blank lines of a byte stream, split at carriage returns too (a tqdm update is one line)."""
+    pending = b""
+    for chunk in iter(lambda: stream.read1(65536), b""):
+        *lines, pending = re.split(rb"[\r\n]", pending + chunk)
+        yield from (text for line in lines if (text := line.decode(errors="replace").rstrip()))
+    if text := pending.decode(errors="replace").rstrip():
+        yield text
+
+
+@flow(name=FLOW_NAME, flow_run_name="{target}")
+def dvc_repro(target: str = PIPELINE) -> None:
+    """`dvc repro TARGET` (the whole DAG for `pipeline`), its output in this run's log."""
+    logger = get_run_logger()
+    command = ["dvc", "repro", *([] if target == PIPELINE else [target])]
+    logger.info("$ %s", " ".join(command))
+    env = {**os.environ, "TQDM_MININTERVAL": str(PROGRESS_INTERVAL_S)}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
+        for line in output_lines(proc.stdout):
+            logger.info(line)
+    if proc.returncode:
+        raise RuntimeError(f"`{' '.join(command)}` exited with code {proc.returncode}")
+
+
+def deployments(names: Iterable[str]) -> list:
+    return [dvc_repro.to_deployment(name=name, parameters={"target": name}, tags=stage_tags(name),
+                                    description=f"dvc repro {'' if name == PIPELINE else name}".rstrip())
+            for name in [PIPELINE, *names]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=1, help="flow runs at a time (default 1: DVC's repo lock)")
+    args = parser.parse_args(argv)
+    serve(*deployments(stage_names()), limit=args.limit)
+
+
+if __name__ == "__main__":
+    main()
