@@ -23,6 +23,18 @@ def wait_for(fetch, timeout_s: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class API(httpx.Client):
+    """The Prefect REST API, retrying a busy server's 503 as Prefect's own client does."""
+
+    def request(self, *args, **kwargs):
+        for _ in range(10):
+            response = super().request(*args, **kwargs)
+            if response.status_code != 503:
+                return response
+            time.sleep(1.0)
+        return response
+
+
 def deployment_id(api: httpx.Client, name: str) -> str:
     def fetch():
         response = api.get(f"/deployments/name/dvc-repro/{name}")
@@ -54,7 +66,7 @@ def test_stages_run_from_their_deployments_and_a_failed_run_retries(project, pre
                               env={**env, "PREFECT_LOGGING_LEVEL": "INFO"},
                               stderr=subprocess.STDOUT)
     try:
-        with httpx.Client(base_url=prefect_server, timeout=30) as api:
+        with API(base_url=prefect_server, timeout=30) as api:
             deployment_id(api, PIPELINE)  # the whole DAG is a deployment too
             # Run a stage, as the UI's "Run > Quick run" does.
             worlds = api.post(f"/deployments/{deployment_id(api, 'worlds')}/create_flow_run", json={}).json()
