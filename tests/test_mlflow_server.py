@@ -1,44 +1,28 @@
 """A stage logs to an MLflow tracking server when MLFLOW_TRACKING_URI names one."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from lawm.config import with_overrides
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pipelines.prefect_server import free_port
+from tests.test_s3_stack import wait_until_up
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = free_port()
+    port = free_port(preferred=0)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
                              "--default-artifact-root", str(tmp_path / "artifacts")],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the MLflow server did not start within 120 s")
+    wait_until_up(f"{url}/health", proc, "the MLflow server")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
