@@ -18,11 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -e ".[dev]"
 	touch $@
 
-# One Prefect server (with its UI) for every stage, instead of a temporary server per stage.
+# One Prefect server (with its UI) for every stage, and one MLflow parent run for the stages' runs.
 repro: install
-	python -m pipelines.prefect_server dvc repro
-	dvc metrics show
-	@echo "report: $(CURDIR)/data/report/report.md"
+	python -m pipelines.repro
+	@python -m lawm.evaluation.report data/report/report.md
+	@echo "report: $(CURDIR)/data/report/report.md (all metrics: dvc metrics show)"
 
 # The Prefect UI, with every DVC stage as a deployment to run and retry from it (Ctrl-C stops it).
 serve: install

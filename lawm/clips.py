@@ -13,7 +13,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 import pandas as pd
 from pebble import ProcessExpired, ProcessPool
-from tqdm import tqdm
+from lawm.progress import progress as progress_bar
 
 from lawm.config import ClipsConfig
 from lawm.sources import inventory
@@ -32,7 +32,7 @@ def probe_many(
     ctx = multiprocessing.get_context("spawn")  # the parent may run threads (Prefect): never fork
     with ProcessPool(max_workers=workers, context=ctx) as pool:
         futures = [(p, pool.schedule(probe, args=(p, target_fps), timeout=timeout_s)) for p in paths]
-        for path, future in tqdm(futures, desc="probe videos", unit="video", disable=not progress):
+        for path, future in progress_bar(futures, desc="probe videos", unit="video", disable=not progress):
             try:
                 yield path, future.result()
             except FutureTimeout:

@@ -162,7 +162,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     the terms, `grad_norm`, `lr` (AdamW), `lr_muon` (with Muon) and `samples_per_s`.
     Returns with `model` in eval mode.
     """
-    from tqdm.auto import tqdm
+    from lawm.progress import progress as progress_bar
 
     checkpoint = Path(checkpoint_dir) / CHECKPOINT
     key = run_fingerprint(model, dataset, cfg, seed)
@@ -196,7 +196,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed, start),
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                         generator=torch.Generator().manual_seed(_seed_of(seed, "loader")))
-    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=cfg.steps, initial=start, desc=desc, unit="step", disable=not progress)
     model.train()
     tick, samples = time.perf_counter(), 0
     try:

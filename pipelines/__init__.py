@@ -4,6 +4,7 @@ Importing this package sets quiet, offline-friendly defaults before Prefect and 
 any value already in the environment wins. `lawm` sets the OpenMP defaults (`lawm.runtime`).
 """
 
+import logging
 import os
 
 import lawm  # noqa: F401  (its OpenMP defaults, before any stage imports torch)
@@ -17,3 +18,7 @@ for _key, _value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(_key, _value)
+
+# Prefect gives its extra loggers its handlers but not its level: without this, the library's INFO
+# lines (progress, planning results) would be dropped.
+logging.getLogger("lawm").setLevel(os.environ.get("PREFECT_LOGGING_LEVEL", "INFO").upper())

@@ -31,8 +31,9 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
     model_dir = Path(model_dir or f"data/latent_actions/{variant}")
     out = Path(out_dir or f"data/evaluation/{variant}")
     clock = Stopwatch()
-    with tracking.stage_run("evaluate_latent_actions", {"variant": variant, "domains": cfg.domains,
-                                                        "eval_real_domains": cfg.eval_real_domains}, variant=variant):
+    config = {"variant": variant, "regularizer": params.regularizer(variant).model_dump(mode="json"),
+              "domain_share": cfg.share_of(variant), "domains": cfg.domains, "eval_real_domains": cfg.eval_real_domains}
+    with tracking.stage_run("evaluate_latent_actions", config, variant=variant):
         cache = FeatureCache(features_dir)
         missing = [d for d in cfg.eval_real_domains if cache.select(None, [d]).empty]
         if missing:

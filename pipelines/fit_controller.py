@@ -62,7 +62,8 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
     config = {"seed": params.seed, "variant": variant, "domain": domain,
               "controller": params.controller.model_dump(mode="json", exclude={"variants"})}
     clock = Stopwatch()
-    with tracking.stage_run("fit_controller", config, variant=f"{variant}/{domain}"):
+    logged = {**config, "regularizer": params.regularizer(variant).model_dump(mode="json")}  # for MLflow's compare
+    with tracking.stage_run("fit_controller", logged, variant=f"{variant}/{domain}"):
         cache = FeatureCache(features_dir)
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.fit_controller"), file_digest(lam_path))
         if prepare_output_dir(out, key):

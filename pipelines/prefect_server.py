@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -77,11 +78,13 @@ def configured_api_url() -> str | None:
     return get_current_settings().api.url or None
 
 
-def run(command: Sequence[str]) -> int:
-    if not command:
-        sys.exit("usage: python -m pipelines.prefect_server COMMAND [ARGS...]")
+@contextmanager
+def shared_server() -> Iterator[dict[str, str]]:
+    """The environment that points every Prefect client at one server: the configured one, else one
+    started here (stopped on exit), else {} when it does not come up (each stage's temporary server)."""
     if api_url := configured_api_url():
-        return subprocess.call(command, env={**os.environ, "PREFECT_API_URL": api_url})
+        yield {"PREFECT_API_URL": api_url}
+        return
     with tempfile.TemporaryFile(mode="w+") as log_file:
         started = start_server(log_file)
         if started is None:
@@ -89,14 +92,21 @@ def run(command: Sequence[str]) -> int:
             tail = "".join(log_file.readlines()[-10:])
             print(f"prefect_server: the Prefect server did not start; every stage will start its own temporary "
                   f"server instead. Server output:\n{tail}", file=sys.stderr, flush=True)
-            return subprocess.call(command)
+            yield {}
+            return
         server, api_url = started
-        print(f"prefect_server: Prefect UI at {api_url.removesuffix('/api')} while `{' '.join(command)}` runs",
-              flush=True)
+        print(f"prefect_server: Prefect UI at {api_url.removesuffix('/api')}", flush=True)
         try:
-            return subprocess.call(command, env={**os.environ, "PREFECT_API_URL": api_url})
+            yield {"PREFECT_API_URL": api_url}
         finally:
             stop(server)
+
+
+def run(command: Sequence[str]) -> int:
+    if not command:
+        sys.exit("usage: python -m pipelines.prefect_server COMMAND [ARGS...]")
+    with shared_server() as env:
+        return subprocess.call(command, env={**os.environ, **env})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ A deployment's flow runs `dvc repro <stage>` in this repository, so DVC's lock f
 logic decide what runs, exactly as on the command line: a retried run reruns what failed and
 skips what already finished. The `pipeline` deployment runs the whole DAG. Runs are named after
 their stage (`train_latent_actions@sparse`) and tagged with the stage and its matrix item, and
-`dvc repro`'s output, the stages' progress lines included, goes to the run's log. One run at a
+`dvc repro`'s output, the stages' progress lines included (`lawm.progress`), goes to the run's log. The stages'
+MLflow runs nest under one parent run per served run. One run at a
 time by default (`--limit`): DVC holds one lock per repository.
 """
 
@@ -21,10 +22,10 @@ from typing import IO
 
 from prefect import flow, get_run_logger, serve
 
+from lawm import tracking
+
 PIPELINE = "pipeline"  # the deployment that runs the whole DAG
 FLOW_NAME = "dvc-repro"
-# A stage's tqdm bars update at most this often in a served run's log (TQDM_ environment defaults).
-PROGRESS_INTERVAL_S = 30
 
 
 def stage_names(root: str = ".") -> list[str]:
@@ -57,12 +58,13 @@ def dvc_repro(target: str = PIPELINE) -> None:
     logger = get_run_logger()
     command = ["dvc", "repro", *([] if target == PIPELINE else [target])]
     logger.info("$ %s", " ".join(command))
-    env = {**os.environ, "TQDM_MININTERVAL": str(PROGRESS_INTERVAL_S)}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
-        for line in output_lines(proc.stdout):
-            logger.info(line)
-    if proc.returncode:
-        raise RuntimeError(f"`{' '.join(command)}` exited with code {proc.returncode}")
+    with tracking.pipeline_run(target) as mlflow_env:  # the stages' MLflow runs nest under one run
+        env = {**os.environ, **mlflow_env}
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
+            for line in output_lines(proc.stdout):
+                logger.info(line)
+        if proc.returncode:
+            raise RuntimeError(f"`{' '.join(command)}` exited with code {proc.returncode}")
 
 
 def deployments(names: Iterable[str]) -> list:

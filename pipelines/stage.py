@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from lawm.config import ConfigError, Params, invalid, load_params
 from lawm.io import write_json
 from lawm.runtime import configure_threads
+from lawm.tracking import PARENT_RUN
 from pipelines.layout import METRICS
 
 METRICS_DIR = METRICS
@@ -51,7 +53,25 @@ def main(flow: Callable, description: str, argv: list[str] | None = None, matrix
         sys.exit(2)
     if "torch" in sys.modules:  # stages that compute: their threads from the cores (lawm.runtime)
         configure_threads()
-    flow(params_file=args.params, **values)
+    from prefect import Flow, tags
+
+    if isinstance(flow, Flow):  # its run named and tagged after the stage
+        items = list(values.values())
+        with tags(*run_tags(flow.name, items)):
+            flow.with_options(flow_run_name=run_name(flow.name, items))(params_file=args.params, **values)
+    else:
+        flow(params_file=args.params, **values)
+
+
+def run_name(stage: str, items: Sequence[str]) -> str:
+    """The stage's DVC address: `fit_controller@none-arm`."""
+    return stage + (f"@{'-'.join(items)}" if items else "")
+
+
+def run_tags(stage: str, items: Sequence[str]) -> list[str]:
+    """The flow run's tags: the stage, its matrix items, and `repro:<id>` under a pipeline run."""
+    parent = os.environ.get(PARENT_RUN)
+    return [stage, *items, *([f"repro:{parent[:12]}"] if parent else [])]
 
 
 # Figures of a run rather than of its result (the machine's speed, what a resumed run skipped).

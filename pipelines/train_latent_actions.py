@@ -57,14 +57,20 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
                                                                       "variant_domain_share"})}
     clock = Stopwatch()
     with tracking.stage_run("train_latent_actions", config, variant=variant):
-        features_key = FeatureCache(features_dir).meta["key"]
+        cache = FeatureCache(features_dir)
+        features_key = cache.meta["key"]
+        read = cfg.domains + (cfg.mix_domains if cfg.share_of(variant) > 0 else [])
+        tracking.log_input(cache.select("train", read), name=f"features/train/{'+'.join(read)}", source=features_dir)
         if prepare_output_dir(out, fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))):
             log.info("resuming %s from %s", variant, out / "checkpoints")
-        model = load_model(fit(variant, params_file, features_dir, str(out)))
+        weights = fit(variant, params_file, features_dir, str(out))
+        model = load_model(weights)
         val = training_windows(features_dir, cfg.domains, cfg.window, "val")
         metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
         tracking.log_metrics(metrics)
-        tracking.log_model(model, registered_name=f"lawm-latent-actions-{variant}")
+        _, tokens, width = cache.token_shape
+        tracking.log_model(weights, f"lawm-latent-actions-{variant}", inputs={"states": (-1, -1, tokens, width)},
+                           output=(-1, -1, cfg.model.latent_dim))
         write_metrics(f"train_latent_actions/{variant}", metrics)
         log.info("%s: held-out one-step L1 %.4f after %.0f s", variant, metrics["val_one_step_l1"], clock.seconds)
     return metrics

@@ -71,12 +71,17 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
     clock = Stopwatch()
     with tracking.stage_run("train_world_model", config, variant=domain):
         cache = FeatureCache(features_dir)
+        tracking.log_input(cache.select("train", [domain]), name=f"features/train/{domain}", source=features_dir)
         if prepare_output_dir(out, fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))):
             log.info("resuming the %s world model from %s", domain, out / "checkpoints")
-        model = load_model(fit(domain, params_file, features_dir, str(out)))
+        weights = fit(domain, params_file, features_dir, str(out))
+        model = load_model(weights)
         metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
         tracking.log_metrics(metrics)
-        tracking.log_model(model, registered_name=f"lawm-world-model-{domain}")
+        _, tokens, width = cache.token_shape
+        action_dim = int(cache.select(domains=[domain])["action_dim"].iloc[0])
+        tracking.log_model(weights, f"lawm-world-model-{domain}", output=(-1, -1, tokens, width),
+                           inputs={"states": (-1, -1, tokens, width), "actions": (-1, -1, action_dim)})
         write_metrics(f"train_world_model/{domain}", metrics)
         log.info("%s world model: held-out one-step L1 %.4f, rollout L1 %.4f (copying the last state: %.4f)",
                  domain, metrics["val_one_step_l1"], metrics["val_rollout_l1"], metrics["val_copy_last_l1"])

@@ -8,13 +8,19 @@ import shutil
 import subprocess
 import sys
 
+import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
 from lawm import tracking
 from lawm.config import with_overrides
+from lawm.evaluation.suite import clip_tensor
+from lawm.features import FeatureCache
+from lawm.models.saved import load_model
 from tests.conftest import ROOT
 
 
@@ -77,6 +83,15 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     assert planning["arm"]["offline"]["oracle"]["delta"] == 0 and planning["nav"]["offline"]["oracle"]["ate"] == 0
     assert planning["arm"]["closed_loop"]["oracle"]["success"] == 1.0
     assert set(planning["nav"]["closed_loop"]) == {"world_model", "none", "random", "oracle"}
+
+    # The registered world model predicts through MLflow's pyfunc, as the stage's own weights do.
+    served = mlflow.pyfunc.load_model("models:/lawm-world-model-arm@current")
+    cache = FeatureCache(repo / "data/features")
+    states = clip_tensor(cache, cache.select("val", ["arm"]).iloc[:2])  # [2, S, N, D]
+    actions = torch.rand(2, states.shape[1] - 1, 2)  # [2, S-1, A]
+    predicted = served.predict({"states": states.numpy(), "actions": actions.numpy()})
+    expected = load_model(repo / "data/world_models/arm/model.pt")(states, actions)["pred"]
+    np.testing.assert_allclose(predicted, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
 
     clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())
     out = run(dvc + ["repro"], repo, env)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
+import mlflow.pyfunc
 import numpy as np
 import pytest
 import yaml
@@ -16,7 +18,9 @@ from mlflow import MlflowClient
 
 from lawm import tracking
 from lawm.config import with_overrides
+from lawm.evaluation.suite import clip_tensor
 from lawm.features import FeatureCache
+from lawm.models.saved import load_model
 from tests.conftest import ROOT
 
 # 12-frame clips (6 states) every 2 frames, half the videos held out: enough for every evaluation
@@ -76,6 +80,14 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
     client = MlflowClient(tracking.tracking_uri())
     version = client.get_model_version_by_alias("lawm-latent-actions-sparse", "current")
     assert version.source and int(version.version) >= 1
+    served = mlflow.pyfunc.load_model("models:/lawm-latent-actions-sparse@current")  # no pickle: code + weights
+    states = clip_tensor(cache, cache.select("val").iloc[:2])  # [2, S, N, D]
+    z = served.predict({"states": states.numpy()})
+    expected = load_model("data/latent_actions/sparse/model.pt").infer_latents(states)
+    assert z.shape == (2, states.shape[1] - 1, params.latent_actions.model.latent_dim)
+    np.testing.assert_allclose(z, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(mlflow.exceptions.MlflowException):  # the signature guards the token shape
+        served.predict({"states": np.zeros((1, 3, 5, 7), np.float32)})
     exp = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], "tags.stage = 'train_latent_actions' and tags.variant = 'noisy'")
     history = client.get_metric_history(runs[0].info.run_id, "loss")

@@ -62,7 +62,7 @@ def test_stages_run_as_flows_and_log_to_mlflow(run_dir, tmp_path):
         client, runs = stage_runs(stage)
         run = runs[0]
         assert run.info.status == "FINISHED"
-        assert run.data.tags["git_commit"] and run.data.metrics["seconds"] > 0
+        assert run.data.metrics["seconds"] > 0
     _, runs = stage_runs("extract_clips")
     assert runs[0].data.metrics["clips"] == len(clips)
     assert runs[0].data.params["clips.fps"] == "4.0"

@@ -34,3 +34,13 @@ def test_planner_groups_put_the_main_setting_first(repo_params):
     groups = list(planner_groups(params).items())
     assert groups[0][1] == ["sparse", "none"] and "main setting" in groups[0][0]
     assert groups[1][1] == ["none_app_d"] and "25% of windows" in groups[1][0]
+
+
+def test_the_summary_section_is_read_back_and_shares_print_plainly(tmp_path):
+    from lawm.evaluation.report import SUMMARY, _shares, summary_of
+
+    report = tmp_path / "report.md"
+    report.write_text(f"# lawm report\n\nintro\n\n{SUMMARY}\n\n- one\n- two\n\n## Capacity (paper Fig. 4)\n\n| a |\n")
+    assert summary_of(report) == f"{SUMMARY}\n\n- one\n- two"
+    assert _shares({"none_app_d": 0.25, "other": 0.5}) == "none_app_d 0.25, other 0.5"
+    assert _shares({}) == "none"

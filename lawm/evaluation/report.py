@@ -8,6 +8,8 @@ from pathlib import Path
 from lawm.evaluation import paper
 from lawm.io import atomic_path
 
+SUMMARY = "## Summary: latent actions against real actions"  # the heading `summary_of` looks for
+
 
 def _table(header: list[str], rows: list[list]) -> str:
     def cell(v):
@@ -76,13 +78,13 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     s = ["# lawm report", "",
          f"Encoder `{enc.kind}` ({enc.image_size} px), latent-action models trained on "
          f"{', '.join(params.latent_actions.domains)} (domain share {params.latent_actions.domain_share}; "
-         f"per variant: {params.latent_actions.variant_domain_share or 'none'}), "
+         f"per variant: {_shares(params.latent_actions.variant_domain_share)}), "
          f"{params.latent_actions.train.steps} steps each; model dim {params.latent_actions.model.dim}, depth "
          f"{params.latent_actions.model.depth}, latent {params.latent_actions.model.latent_dim}. Errors are L1 in "
          "representation space on held-out clips. The paper's numbers are LPIPS, metres and RECON units on real "
          "data at scale: compare ratios and orderings, not values.", ""]
 
-    s += ["## Summary: latent actions against real actions", "",
+    s += [SUMMARY, "",
           *_summary(m["planning"], domains, planner_groups(params)), ""]
 
     s += ["## Capacity (paper Fig. 4)", "",
@@ -167,3 +169,22 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(s) + "\n")
     return out / "report.md"
+
+
+def _shares(shares: dict[str, float]) -> str:
+    """{"none_app_d": 0.25} -> "none_app_d 0.25"."""
+    return ", ".join(f"{variant} {share:g}" for variant, share in shares.items()) or "none"
+
+
+def summary_of(report: str | Path) -> str:
+    """The summary section of a written report."""
+    text = Path(report).read_text()
+    start = text.index(SUMMARY)
+    end = text.find("\n## ", start + len(SUMMARY))
+    return text[start:end if end >= 0 else None].strip()
+
+
+if __name__ == "__main__":  # python -m lawm.evaluation.report data/report/report.md: print its summary
+    import sys
+
+    print(summary_of(sys.argv[1]))

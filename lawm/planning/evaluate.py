@@ -6,7 +6,7 @@ import logging
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
+from lawm.progress import progress
 
 from lawm.config import ClosedLoopConfig, ProtocolConfig
 from lawm.features import FeatureCache
@@ -22,7 +22,7 @@ def offline(domain: str, planners: dict, cache: FeatureCache, space: ActionSpace
     """The domain's offline protocol (arm: DROID's Δ; nav: RECON's ATE/RPE) for every planner."""
     segments = sample_segments(cache, domain, "val", cfg.horizon, cfg.episodes, seed)
     out = {}
-    for name, planner in tqdm(planners.items(), desc=f"{domain} offline protocol", unit="planner"):
+    for name, planner in progress(planners.items(), desc=f"{domain} offline protocol", unit="planner"):
         tick = time.perf_counter()
         plans = plan(planner, segments, space, cfg, batch, seed)
         seconds = time.perf_counter() - tick
@@ -46,7 +46,7 @@ def closed(domain: str, planners: dict, make_sim, encoder, space: ActionSpace, c
            timing: closed_loop.Timing, batch: int, seed: int) -> tuple[dict[str, dict[str, float]], dict]:
     """Closed-loop control of the same scenes and goals by every planner: metrics and results."""
     metrics, results = {}, {}
-    bar = tqdm(total=len(planners) * cfg.steps, desc=f"{domain} closed loop", unit="step")
+    bar = progress(total=len(planners) * cfg.steps, desc=f"{domain} closed loop", unit="step")
     for name, planner in planners.items():
         tick = time.perf_counter()
         bar.set_postfix_str(str(name))

@@ -58,10 +58,10 @@ def generate_world(domain: str, cfg: WorldsConfig, out_dir: Path, seed: int, pro
     Skips a video whose .gt.parquet and .mp4 both exist already (resume after a kill): the parquet
     is written first and the mp4 last, both atomically, so an mp4 on disk means a complete video.
     """
-    from tqdm import tqdm
+    from lawm.progress import progress as progress_bar
 
     paths = []
-    for i in tqdm(range(count(domain, cfg)), desc=f"worlds/{domain}", unit="video", disable=not progress):
+    for i in progress_bar(range(count(domain, cfg)), desc=f"worlds/{domain}", unit="video", disable=not progress):
         mp4, gt = video_paths(out_dir, domain, i)
         if not (mp4.exists() and gt.exists()):
             frames, table = render_video(domain, cfg, seed, i)

@@ -1,0 +1,40 @@
+"""Progress: a tqdm bar on a terminal, a log line at most every 30 s anywhere else.
+
+A bar redrawn with carriage returns turns into one very long line in a file or a CI log. Where
+stderr is not a terminal (`dvc repro > log`, a Prefect worker, CI), `progress` writes the same
+counts as log lines on logger `lawm.progress`, which Prefect copies into the flow run's log
+(`PREFECT_LOGGING_EXTRA_LOGGERS=lawm`, set by `pipelines`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+from tqdm.auto import tqdm
+
+LOG_INTERVAL_S = 30.0
+LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
+logger = logging.getLogger("lawm.progress")
+
+
+class _LogLines:
+    """A file for tqdm whose every redraw becomes one log line."""
+
+    def write(self, text: str) -> None:
+        if line := text.strip("\r\n "):
+            logger.info(line)
+
+    def flush(self) -> None:
+        pass
+
+
+def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
+             initial: int = 0, disable: bool = False, terminal: bool | None = None) -> tqdm:
+    """tqdm over `iterable` (or updated by hand): a live bar when `terminal` (default: stderr is a TTY)."""
+    if terminal if terminal is not None else sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable,
+                    dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable,
+                file=_LogLines(), mininterval=LOG_INTERVAL_S, bar_format=LOG_FORMAT)

@@ -1,0 +1,77 @@
+"""`python -m pipelines.repro` (what `make repro` runs) and `dvc exp run --temp` as the MLflow and
+Prefect users see them: one parent run with the stages nested, named and tagged flow runs,
+progress as log lines, and an experiment's runs in the project's own store."""
+
+import os
+import subprocess
+import sys
+
+from mlflow.tracking import MlflowClient
+
+from lawm import tracking
+from tests.test_dvc import project, run  # noqa: F401  (the fixture: a git + DVC copy with tiny params)
+from tests.test_serve import API
+
+
+def default_store_env(env: dict) -> dict:
+    """The project's environment without MLFLOW_TRACKING_URI (runs go to the default store), logging INFO."""
+    return {**{k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"}, "PREFECT_LOGGING_LEVEL": "INFO"}
+
+
+def runs_in(repo, stage: str):
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    return client, client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'")
+
+
+def test_one_parent_run_per_repro_with_named_tagged_stage_runs(project, prefect_server):  # noqa: F811
+    repo, env = project
+    env = default_store_env(env)
+    done = subprocess.run([sys.executable, "-m", "pipelines.repro", "worlds"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    client, parents = runs_in(repo, "pipeline")
+    assert [p.info.run_name for p in parents] == ["dvc repro worlds"] and parents[0].info.status == "FINISHED"
+    _, stages = runs_in(repo, "worlds")
+    assert len(stages) == 1
+    tags = stages[0].data.tags
+    assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert tags["mlflow.source.git.commit"] == head and "git_commit" not in tags
+
+    with API(base_url=prefect_server, timeout=30) as api:
+        flow_runs = api.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": ["worlds"]}}}).json()
+    repro_tag = f"repro:{parents[0].info.run_id[:12]}"
+    assert any(set(r["tags"]) >= {"worlds", repro_tag} for r in flow_runs), [r["tags"] for r in flow_runs]
+
+    # Not a terminal: progress comes as log lines, not as a bar redrawn with carriage returns.
+    output = done.stdout + done.stderr
+    assert "\r" not in output
+    assert "worlds/wild: 3/3 video" in output, output[-3000:]
+
+
+def test_a_failed_repro_fails_its_parent_run_and_passes_the_exit_code(project):  # noqa: F811
+    repo, env = project
+    env = default_store_env(env)
+    done = subprocess.run([sys.executable, "-m", "pipelines.repro", "no_such_stage"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    _, parents = runs_in(repo, "pipeline")
+    assert [p.info.status for p in parents] == ["FAILED"]
+
+
+def test_a_temporary_experiment_logs_to_the_projects_store(project):  # noqa: F811
+    repo, env = project
+    env = default_store_env(env)
+    run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "worlds", "-S", "seed=1"], repo, env)
+    _, stages = runs_in(repo, "worlds")
+    assert len(stages) == 1
+    assert f"{os.sep}.dvc{os.sep}tmp{os.sep}exps{os.sep}" in stages[0].data.tags["workdir"]  # ran in DVC's copy
+    assert stages[0].info.artifact_uri.startswith((repo / "mlruns").resolve().as_uri())
+
+
+def test_the_project_root_of_a_dvc_experiment_copy(tmp_path):
+    copy = tmp_path / "project" / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    assert tracking.project_root(copy) == (tmp_path / "project").resolve()
+    assert tracking.project_root(tmp_path / "elsewhere") == (tmp_path / "elsewhere").resolve()
