@@ -26,7 +26,9 @@ def compare_latent_actions(params_file: str = "params.yaml", out_dir: str = "dat
         table = pd.DataFrame(metrics).T.sort_values("capacity_one_step_l1")
         with atomic_path(out / "comparison.md") as tmp:
             tmp.write_text(table.to_markdown(floatfmt=".4g") + "\n")
-        figures = [plots.capacity(metrics, out / "capacity.png"), plots.transfer_bars(metrics, out / "transfer.png")]
+        regularizers = {v: params.regularizer(v).model_dump(mode="json") for v in variants}
+        figures = [plots.capacity(metrics, regularizers, out / "capacity.png"),
+                   plots.transfer_bars(metrics, out / "transfer.png")]
         for path in [*figures, out / "comparison.md"]:
             tracking.log_artifact(path, "comparison")
         summary = capacity_summary(metrics)

@@ -40,48 +40,83 @@ def cut_curve(leak: dict, title: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def capacity(metrics: dict[str, dict], path: Path) -> Path:
-    """Held-out one-step error of every variant, between `zero` and `none` (paper Fig. 4)."""
+COEFFICIENT = {"sparse": "l1", "noisy": "beta"}  # the regulariser field that sets capacity (paper Fig. 4)
+
+
+def capacity(metrics: dict[str, dict], regularizers: dict[str, dict], path: Path) -> Path:
+    """Held-out one-step error of every variant between `zero` and `none` (left), and against the
+    regulariser's coefficient per kind, as the paper's Fig. 4 (right)."""
     plt = _figure()
+    fig, (bars, sweep) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1.2]})
     names = sorted(metrics, key=lambda v: -metrics[v]["capacity_one_step_l1"])
     values = [metrics[v]["capacity_one_step_l1"] for v in names]
-    fig, ax = plt.subplots(figsize=(5.5, 3))
-    ax.barh(names, values, color=["#888" if v in ("zero", "none") else "#3a7" for v in names])
-    for bound in ("zero", "none"):
+    bars.barh(names, values, color=["#888" if regularizers[v]["kind"] in ("zero", "none") else "#3a7" for v in names])
+    bars.set(xlabel="held-out one-step L1 with IDM latents", title="capacity (lower error = more)")
+    for kind, field in COEFFICIENT.items():
+        points = sorted((regularizers[v][field], metrics[v]["capacity_one_step_l1"], v)
+                        for v in metrics if regularizers[v]["kind"] == kind)
+        if points:
+            coefficients, errors, labels = zip(*points, strict=True)
+            sweep.plot(coefficients, errors, "o-", label=f"{kind} ({field})")
+            for x, y, label in points:
+                sweep.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for bound, style in (("none", "--"), ("zero", ":")):
         if bound in metrics:
-            ax.axvline(metrics[bound]["capacity_one_step_l1"], color="grey", ls=":", lw=1)
-    ax.set(xlabel="held-out one-step L1 with IDM latents (lower = more capacity)", title="capacity")
+            sweep.axhline(metrics[bound]["capacity_one_step_l1"], color="grey", ls=style, lw=1,
+                          label=f"{bound} (bound)")
+            bars.axvline(metrics[bound]["capacity_one_step_l1"], color="grey", ls=style, lw=1)
+    sweep.set_xscale("log")
+    sweep.set(xlabel="regulariser coefficient (log; larger = less capacity)", ylabel="held-out one-step L1",
+              title="error against the coefficient (paper Fig. 4)")
+    sweep.legend(fontsize=7)
     return _save(fig, path)
 
 
 def transfer_bars(metrics: dict[str, dict], path: Path) -> Path:
-    """Original vs transferred rollout error per variant (paper Table 2), cut ratio beside."""
+    """Original vs transferred rollout error per variant (paper Table 2)."""
     plt = _figure()
     names = sorted(metrics)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(x - 0.2, [metrics[v]["transfer_original_l1"] for v in names], 0.4, label="original")
-    ax.bar(x + 0.2, [metrics[v]["transfer_l1"] for v in names], 0.4, label="transfer")
-    ax.set_xticks(x, names)
-    ax.set(ylabel="rollout L1 (4 steps)", title="transfer")
-    ax.legend()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names)), 3.4))
+    ax.bar(x - 0.2, [metrics[v]["transfer_original_l1"] for v in names], 0.4, label="original latents")
+    ax.bar(x + 0.2, [metrics[v]["transfer_l1"] for v in names], 0.4, label="transferred latents")
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set(ylabel="rollout L1 (4 steps)", title="transfer (paper Table 2)")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
+def labelled_rows(rows: list[np.ndarray], labels: list[str], width: int = 64) -> np.ndarray:
+    """Stack image rows [H, W_i, 3] (padded white to the widest) with a white column of labels on the left."""
+    from PIL import Image, ImageDraw
+
+    widest = max(r.shape[1] for r in rows)
+    out = []
+    for row, label in zip(rows, labels, strict=True):
+        tag = Image.new("RGB", (width, row.shape[0]), "white")
+        ImageDraw.Draw(tag).text((3, row.shape[0] // 2 - 5), label, fill="black")
+        pad = np.full((row.shape[0], widest - row.shape[1], 3), 255, np.uint8)
+        out.append(np.concatenate([np.asarray(tag), row, pad], axis=1))
+    return np.concatenate(out, axis=0)
+
+
 def rollout_strip(to_frames, rollouts: dict[str, torch.Tensor], index: int, path: Path) -> Path:
-    """Rows of frames: ground truth, rollout with the clip's own latents, with transferred latents."""
+    """Labelled rows of frames: ground truth, the rollout with the clip's own latents, with latents
+    moved over from another clip."""
     from PIL import Image
 
     rows = [to_frames(rollouts[key][index:index + 1])[0] for key in ("target", "original", "transferred")]
-    strip = np.concatenate([np.concatenate(list(r.numpy()), axis=1) for r in rows], axis=0)  # [3H, T*W, 3]
+    strip = labelled_rows([np.concatenate(list(r.numpy()), axis=1) for r in rows],  # 3 rows of [H, T*W, 3]
+                          ["truth", "own z", "moved z"])
     with atomic_path(path) as tmp:
         Image.fromarray(strip).save(tmp, format="png")
     return Path(path)
 
 
 def plan_strip(executed: list[np.ndarray], predicted: np.ndarray | None, goal: np.ndarray, path: Path) -> Path:
-    """Top row: the executed frames, then the goal (after a gap); bottom row: the frames the planner's
-    first plan predicted (its world model's rollout), aligned with the executed transitions."""
+    """Top row ("executed"): the executed frames, then the goal (after a gap); bottom row ("plan"): the
+    frames the planner's first plan predicted (its world model's rollout), aligned with the executed
+    transitions."""
     from PIL import Image
 
     h, w = goal.shape[:2]
@@ -89,7 +124,8 @@ def plan_strip(executed: list[np.ndarray], predicted: np.ndarray | None, goal: n
     top = [*executed, blank, goal]
     bottom = [blank, *(list(predicted) if predicted is not None else [])]
     bottom += [blank] * (len(top) - len(bottom))
-    strip = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom[:len(top)], axis=1)], axis=0)
+    strip = labelled_rows([np.concatenate(top, axis=1), np.concatenate(bottom[:len(top)], axis=1)],
+                          ["executed", "plan"])
     with atomic_path(path) as tmp:
         Image.fromarray(strip).save(tmp, format="png")
     return Path(path)
