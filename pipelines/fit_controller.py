@@ -3,6 +3,7 @@ action, for one latent-action model on one labelled domain; plus the action-only
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from lawm.models.saved import build, load_model, save_model
 from lawm.planning.cem import ActionSpace
 from lawm.training import train
 from pipelines.code_deps import code_version
-from pipelines.layout import FEATURES, controllers, latent_actions
+from pipelines.layout import FEATURES, checkpoints, controllers, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
 
 KINDS = ("controller", "action_only_controller")
@@ -26,7 +27,7 @@ KINDS = ("controller", "action_only_controller")
 
 @task(cache_policy=NONE)
 def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path: str,
-        out_dir: str) -> tuple[dict[str, str], float]:
+        out_dir: str, checkpoint_dir: str) -> tuple[dict[str, str], float]:
     """Train both controller kinds (each resumes from its last checkpoint); return their saved paths
     and the held-out z -> action R^2 of the IDM's latents (`action_probe_r2`)."""
     params = load_params(params_file)
@@ -45,7 +46,7 @@ def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path
     for kind in KINDS:
         torch.manual_seed(params.seed)
         model = build(kind, kwargs[kind])
-        train(model, data, controller_loss, cfg.train, Path(out_dir) / "checkpoints" / kind, seed=params.seed,
+        train(model, data, controller_loss, cfg.train, Path(checkpoint_dir) / kind, seed=params.seed,
               log=lambda m, step, kind=kind: tracking.log_metrics({f"{kind}/{k}": v for k, v in m.items()}, step),
               desc=f"{kind} {variant}/{domain}")
         paths[kind] = str(save_model(Path(out_dir) / f"{kind}.pt", model, kind, kwargs[kind]))
@@ -66,9 +67,11 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
     with tracking.stage_run("fit_controller", logged, variant=f"{variant}/{domain}"):
         cache = FeatureCache(features_dir)
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.fit_controller"), file_digest(lam_path))
-        if prepare_output_dir(out, key):
-            log.info("resuming the %s/%s controllers from %s", variant, domain, out / "checkpoints")
-        paths, r2 = fit(variant, domain, params_file, features_dir, str(lam_path), str(out))
+        work = checkpoints(out)
+        prepare_output_dir(out, key)
+        if prepare_output_dir(work, key):
+            log.info("resuming the %s/%s controllers from %s", variant, domain, work)
+        paths, r2 = fit(variant, domain, params_file, features_dir, str(lam_path), str(out), str(work))
         lam = load_model(lam_path)
         errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
         metrics = {"seconds": clock.seconds}
@@ -80,6 +83,7 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
             metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
         tracking.log_metrics(metrics)
         write_metrics(f"fit_controller/{variant}/{domain}", metrics)
+        shutil.rmtree(work)
         log.info("%s/%s rollout L1: idm %.4f, controller %.4f (x%.2f), action-only %.4f (x%.2f); "
                  "z -> action R^2 %.3f", variant, domain, metrics["idm_rollout_l1"], metrics["controller_rollout_l1"],
                  metrics["controller_ratio"], metrics["action_only_controller_rollout_l1"],

@@ -17,6 +17,16 @@ METRICS = DATA / "metrics"  # every stage's final metrics, data/metrics/<stage>[
 SCRATCH = DATA / "scratch"  # caches that only save time (never a DVC output): safe to delete
 
 
+def checkpoints(out: str | Path) -> Path:
+    """Where a training stage keeps the resumable state behind its output folder `out`: under
+    data/scratch, not in the DVC output itself, which DVC deletes before it reruns a stage (unless
+    `persist`, which turns off DVC's run-cache). Beside `out` for a folder outside data/."""
+    out = Path(out)
+    if out.is_relative_to(DATA):
+        return SCRATCH / "checkpoints" / out.relative_to(DATA)
+    return out.parent / f"{out.name}.checkpoints"
+
+
 def latent_actions(variant: str) -> Path:
     return DATA / "latent_actions" / variant
 

@@ -3,6 +3,7 @@ jointly from the feature cache."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from lawm.io import fingerprint, prepare_output_dir
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version
-from pipelines.layout import FEATURES, latent_actions
+from pipelines.layout import FEATURES, checkpoints, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -27,7 +28,7 @@ def lam_loss(model, batch: dict):
 
 
 @task(cache_policy=NONE)
-def fit(variant: str, params_file: str, features_dir: str, out_dir: str) -> str:
+def fit(variant: str, params_file: str, features_dir: str, out_dir: str, checkpoint_dir: str) -> str:
     """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
     params = load_params(params_file)
     cfg, reg = params.latent_actions, params.regularizer(variant)
@@ -39,7 +40,7 @@ def fit(variant: str, params_file: str, features_dir: str, out_dir: str) -> str:
               "tubelet": int(cache.meta["encoder"]["tubelet"])}
     torch.manual_seed(params.seed)  # the initial weights are part of the run: seed them
     model = build("latent_action_model", kwargs)
-    train(model, data, lam_loss, cfg.train, Path(out_dir) / "checkpoints", seed=params.seed,
+    train(model, data, lam_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
           log=tracking.log_metrics, desc=f"train {variant}")
     return str(save_model(Path(out_dir) / "model.pt", model, "latent_action_model", kwargs))
 
@@ -61,9 +62,12 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         features_key = cache.meta["key"]
         read = cfg.domains + (cfg.mix_domains if cfg.share_of(variant) > 0 else [])
         tracking.log_input(cache.select("train", read), name=f"features/train/{'+'.join(read)}", source=features_dir)
-        if prepare_output_dir(out, fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))):
-            log.info("resuming %s from %s", variant, out / "checkpoints")
-        weights = fit(variant, params_file, features_dir, str(out))
+        key = fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))
+        work = checkpoints(out)
+        prepare_output_dir(out, key)
+        if prepare_output_dir(work, key):
+            log.info("resuming %s from %s", variant, work)
+        weights = fit(variant, params_file, features_dir, str(out), str(work))
         model = load_model(weights)
         val = training_windows(features_dir, cfg.domains, cfg.window, "val")
         metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
@@ -72,6 +76,7 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         tracking.log_model(weights, f"lawm-latent-actions-{variant}", inputs={"states": (-1, -1, tokens, width)},
                            output=(-1, -1, cfg.model.latent_dim))
         write_metrics(f"train_latent_actions/{variant}", metrics)
+        shutil.rmtree(work)
         log.info("%s: held-out one-step L1 %.4f after %.0f s", variant, metrics["val_one_step_l1"], clock.seconds)
     return metrics
 

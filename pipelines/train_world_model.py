@@ -3,6 +3,7 @@ baseline) on a labelled domain's cached features."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from lawm.models.saved import build, load_model, save_model
 from lawm.planning.cem import ActionSpace, rollout
 from lawm.training import train
 from pipelines.code_deps import code_version
-from pipelines.layout import FEATURES, world_model
+from pipelines.layout import FEATURES, checkpoints, world_model
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
@@ -29,7 +30,7 @@ def world_model_loss(model, batch: dict):
 
 
 @task(cache_policy=NONE)
-def fit(domain: str, params_file: str, features_dir: str, out_dir: str) -> str:
+def fit(domain: str, params_file: str, features_dir: str, out_dir: str, checkpoint_dir: str) -> str:
     """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
     params = load_params(params_file)
     cfg = params.world_model
@@ -41,7 +42,7 @@ def fit(domain: str, params_file: str, features_dir: str, out_dir: str) -> str:
               "action_scale": space.scale.tolist(), "rollout_steps": cfg.rollout_steps}
     torch.manual_seed(params.seed)
     model = build("action_world_model", kwargs)
-    train(model, data, world_model_loss, cfg.train, Path(out_dir) / "checkpoints", seed=params.seed,
+    train(model, data, world_model_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
           log=tracking.log_metrics, desc=f"world model {domain}")
     return str(save_model(Path(out_dir) / "model.pt", model, "action_world_model", kwargs))
 
@@ -72,9 +73,12 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
     with tracking.stage_run("train_world_model", config, variant=domain):
         cache = FeatureCache(features_dir)
         tracking.log_input(cache.select("train", [domain]), name=f"features/train/{domain}", source=features_dir)
-        if prepare_output_dir(out, fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))):
-            log.info("resuming the %s world model from %s", domain, out / "checkpoints")
-        weights = fit(domain, params_file, features_dir, str(out))
+        key = fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))
+        work = checkpoints(out)
+        prepare_output_dir(out, key)
+        if prepare_output_dir(work, key):
+            log.info("resuming the %s world model from %s", domain, work)
+        weights = fit(domain, params_file, features_dir, str(out), str(work))
         model = load_model(weights)
         metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
         tracking.log_metrics(metrics)
@@ -83,6 +87,7 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
         tracking.log_model(weights, f"lawm-world-model-{domain}", output=(-1, -1, tokens, width),
                            inputs={"states": (-1, -1, tokens, width), "actions": (-1, -1, action_dim)})
         write_metrics(f"train_world_model/{domain}", metrics)
+        shutil.rmtree(work)
         log.info("%s world model: held-out one-step L1 %.4f, rollout L1 %.4f (copying the last state: %.4f)",
                  domain, metrics["val_one_step_l1"], metrics["val_rollout_l1"], metrics["val_copy_last_l1"])
     return metrics

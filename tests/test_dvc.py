@@ -119,3 +119,17 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     index = pd.read_parquet(repo / "data/features/index.parquet").set_index("clip_id")["split"]
     assert index.sort_index().equals(manifest.sort_index())
     assert manifest.value_counts()["val"] != clips_before["clips_val"]  # the new split is the one read
+
+    # A param changed and changed back: DVC's run-cache restores the trained outputs, nothing retrains.
+    controllers = repo / "data/controllers/none/arm/controller.pt"
+    trained = controllers.read_bytes()
+    params["controller"]["train"]["steps"] = 4
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "fit_controller@none-arm" in ran(run(dvc + ["repro"], repo, env))
+    assert controllers.read_bytes() != trained
+    params["controller"]["train"]["steps"] = 6
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(dvc + ["repro"], repo, env)
+    assert "Stage 'fit_controller@none-arm' is cached - skipping run, checking out outputs" in out
+    assert "fit_controller@none-arm" not in ran(out) and controllers.read_bytes() == trained
+    assert not (repo / "data/scratch/checkpoints/controllers/none/arm").exists()  # checkpoints are scratch

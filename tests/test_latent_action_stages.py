@@ -109,7 +109,7 @@ def test_a_killed_training_stage_resumes_to_the_same_result(cached_worlds, tmp_p
     cmd = [sys.executable, "-m", "pipelines.train_latent_actions", "noisy", "--params", params_file]
 
     killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = Path("data/latent_actions/noisy/checkpoints/last.pt")
+    checkpoint = Path("data/scratch/checkpoints/latent_actions/noisy/last.pt")  # pipelines.layout.checkpoints
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline and killed.poll() is None:
         time.sleep(0.2)
@@ -118,6 +118,7 @@ def test_a_killed_training_stage_resumes_to_the_same_result(cached_worlds, tmp_p
     killed.wait()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     resumed = json.loads(Path("data/metrics/train_latent_actions/noisy.json").read_text())
+    assert not checkpoint.parent.exists()  # a finished run clears its scratch
 
     Path("data/latent_actions/noisy").rename("data/latent_actions/noisy-resumed")
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # from scratch, uninterrupted
