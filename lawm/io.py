@@ -42,6 +42,15 @@ def write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_torch(path: str | os.PathLike, obj) -> None:
+    """`torch.save` atomically, with the same bytes for the same tensors: written through a file
+    object, as torch names the archive's root folder after a path (here a random temporary one)."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 def remove_stale_temps(folder: str | os.PathLike) -> int:
     """Delete temporary files a killed run left anywhere under `folder`; return how many."""
     stale = list(Path(folder).rglob(".*.tmp*")) if Path(folder).is_dir() else []

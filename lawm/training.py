@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lawm.config import TrainConfig
-from lawm.io import atomic_path, fingerprint
+from lawm.io import fingerprint, write_torch
 from lawm.optim import Muon
 
 CHECKPOINT = "last.pt"
@@ -185,8 +185,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
         state = {"fingerprint": key, "step": step, "model": model.state_dict(),
                  "optimizers": [opt.state_dict() for opt, _ in optimizers],
                  "sums": sums, "count": count, "final_metrics": final}
-        with atomic_path(checkpoint) as tmp:
-            torch.save(state, tmp)
+        write_torch(checkpoint, state)
 
     if start >= cfg.steps:  # a finished run: nothing left to do
         model.eval()

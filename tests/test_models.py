@@ -219,3 +219,17 @@ def test_the_idm_can_see_pixels_tokens_on_a_finer_grid():
     assert model.idm.grid == (8, 8) and model.idm.inp.in_features == 96
     out = model(coarse)
     assert out["z"].shape == (2, 2, LATENT) and out["pred"].shape == coarse[:, 1:].shape  # the predictor: cached grid
+
+
+def test_a_saved_model_has_the_same_bytes_every_time_and_loads_back(tmp_path):
+    from lawm.models.saved import build, load_model, save_model
+
+    kwargs = {"action_dim": 2, "latent_dim": 4, "dim": 8, "action_scale": [1.0, 1.0]}
+    torch.manual_seed(0)
+    model = build("action_only_controller", kwargs)
+    first = save_model(tmp_path / "a" / "controller.pt", model, "action_only_controller", kwargs)
+    second = save_model(tmp_path / "b" / "controller.pt", model, "action_only_controller", kwargs)
+    assert first.read_bytes() == second.read_bytes()  # no temporary name or random id in the archive
+    loaded = load_model(first)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lawm.io import atomic_path
+from lawm.io import write_torch
 
 def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict, tubelet: int = 1) -> nn.Module:
     from pydantic import TypeAdapter
@@ -58,8 +58,7 @@ def save_model(path: str | Path, model: nn.Module, kind: str, kwargs: dict) -> P
     """Write `model`'s weights with `kind` and its `build` kwargs, atomically."""
     if kind not in BUILDERS:
         raise ValueError(f"unknown model kind {kind!r}; known: {sorted(BUILDERS)}")
-    with atomic_path(path) as tmp:
-        torch.save({"kind": kind, "build": kwargs, "state_dict": model.state_dict()}, tmp)
+    write_torch(path, {"kind": kind, "build": kwargs, "state_dict": model.state_dict()})
     return Path(path)
 
 
