@@ -7,8 +7,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lawm.evaluation.probes import probe
-from lawm.evaluation.suite import clip_tensor, latents
-from lawm.features import FeatureCache
+from lawm.evaluation.capacity import latents
+from lawm.features import FeatureCache, clip_tensor
 from lawm.models.controller import ControlledWorldModel
 from lawm.planning.cem import rollout
 

@@ -154,6 +154,11 @@ class FeatureCache:
         return self.index[mask]
 
 
+def clip_tensor(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
+    """Whole clips of `rows` stacked: [M, S, N, D]."""
+    return torch.stack([cache.states(cid) for cid in rows["clip_id"]])
+
+
 class StateWindows(Dataset):
     """Windows of `window` consecutive states from the cached clips (and the actions between them).
 

@@ -15,8 +15,8 @@ from lawm.control import Transitions, action_probe_r2
 from lawm.encoders import PixelsEncoder
 from lawm.evaluation import plots
 from lawm.evaluation.capacity import latent_use
-from lawm.evaluation.suite import clip_tensor, evaluate
-from lawm.features import FeatureCache
+from lawm.evaluation.suite import evaluate
+from lawm.features import FeatureCache, clip_tensor
 from lawm.io import write_parquet
 from lawm.models.saved import load_model
 from pipelines.stage import Stopwatch, main, write_metrics

@@ -13,8 +13,7 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import load_params
 from lawm.control import domain_actions
-from lawm.evaluation.suite import clip_tensor
-from lawm.features import FeatureCache, StateWindows
+from lawm.features import FeatureCache, StateWindows, clip_tensor
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.models.saved import build, load_model, save_model
 from lawm.planning.cem import ActionSpace, rollout

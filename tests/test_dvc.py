@@ -18,8 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from lawm import tracking
 from lawm.config import with_overrides
-from lawm.evaluation.suite import clip_tensor
-from lawm.features import FeatureCache
+from lawm.features import FeatureCache, clip_tensor
 from lawm.models.saved import load_model
 from tests.conftest import ROOT
 

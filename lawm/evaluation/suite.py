@@ -13,14 +13,9 @@ from lawm.evaluation.leakage import leakage, partner_order
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
 from lawm.evaluation.probes import motion_targets, probe
 from lawm.evaluation.transfer import transfer
-from lawm.features import FeatureCache, StateWindows
+from lawm.features import FeatureCache, StateWindows, clip_tensor
 
 log = logging.getLogger(__name__)
-
-
-def clip_tensor(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
-    """Whole clips of `rows` stacked: [M, S, N, D]."""
-    return torch.stack([cache.states(cid) for cid in rows["clip_id"]])
 
 
 def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,
