@@ -34,8 +34,9 @@ except ModuleNotFoundError:  # run as `python benchmarks/planning.py`
     from common import default_params, interleaved, run_benchmark, table
 
 from lawm.config import CEMConfig
+from lawm.dynamics import ActionSpace, rollout
 from lawm.models import ActionWorldModel, ControlledWorldModel, Controller, Predictor
-from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout
+from lawm.planning.cem import cem, goal_cost
 
 GRID, TOKENS, TOKEN_DIM, ACTION_DIM = (4, 4), 16, 1536, 2
 CHUNKS = (16, 64, 256, 1024, 4096)

@@ -6,11 +6,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lawm.evaluation.probes import probe
+from lawm.dynamics import rollout
 from lawm.evaluation.capacity import latents
+from lawm.evaluation.probes import probe
 from lawm.features import FeatureCache, clip_tensor
 from lawm.models.controller import ControlledWorldModel
-from lawm.planning.cem import rollout
 
 
 def domain_actions(cache: FeatureCache, domain: str, split: str = "train") -> Tensor:

@@ -13,13 +13,13 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import load_params
 from lawm.control import domain_actions
+from lawm.dynamics import ActionSpace
 from lawm.encoders import build_encoder
 from lawm.evaluation import plots
 from lawm.features import FeatureCache
 from lawm.models.controller import ControlledWorldModel
 from lawm.models.saved import load_model
 from lawm.planning import evaluate
-from lawm.planning.cem import ActionSpace
 from lawm.planning.closed_loop import Timing
 from lawm.planning.protocols import ORACLE, RANDOM
 from lawm.worlds import make_sim

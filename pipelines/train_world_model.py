@@ -13,10 +13,10 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import load_params
 from lawm.control import domain_actions
+from lawm.dynamics import ActionSpace, rollout
 from lawm.features import FeatureCache, StateWindows, clip_tensor
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.models.saved import build, load_model, save_model
-from lawm.planning.cem import ActionSpace, rollout
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, checkpoints, world_model

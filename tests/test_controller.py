@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lawm.control import action_probe_r2
+from lawm.dynamics import rollout
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
-from lawm.planning.cem import rollout
 
 GRID, D_IN, A, L = (2, 2), 12, 2, 4
 N = GRID[0] * GRID[1]

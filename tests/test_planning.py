@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from lawm.config import CEMConfig, ProtocolConfig
+from lawm.dynamics import ActionSpace, rollout
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
-from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout, sample_plans
+from lawm.planning.cem import cem, goal_cost, sample_plans
 from lawm.planning.closed_loop import Timing, wilson_interval
 from lawm.planning.protocols import ORACLE, RANDOM, Segments, arm_delta, ate, integrate_poses, plan, rpe
 

@@ -1,58 +1,28 @@
 """Batched cross-entropy method: every sample of every episode goes through one rollout per iteration.
 
-Dynamics are anything with `step(state [B, N, D], action [B, A], past) -> (next [B, N, D], past)`:
-the real-action world model, or a latent-action predictor driven through a controller. The world
-models also step in their own width (`readers`, `step_hidden`), which the goal cost uses. Plans are
-sampled in normalised action units (real action / the data's per-dimension std), so one unit
-variance suits every domain, as the paper's "mean 0, unit variance" initialisation.
+Dynamics are anything with `step(state [B, N, D], action [B, A], past) -> (next [B, N, D], past)`
+(lawm.dynamics.Dynamics): the real-action world model, or a latent-action predictor driven through
+a controller. The world models also step in their own width (`readers`, `step_hidden`), which the
+goal cost uses. Plans are sampled in normalised action units (real action / the data's
+per-dimension std, lawm.dynamics.ActionSpace), so one unit variance suits every domain, as the
+paper's "mean 0, unit variance" initialisation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from lawm.config import CEMConfig
+from lawm.dynamics import ActionSpace, Dynamics, rollout
 
 CostFn = Callable[[Tensor], Tensor]  # plans [E, S, H, A] (normalised) -> costs [E, S]
 
 
-@dataclass(frozen=True)
-class ActionSpace:
-    """Real actions of a domain: per-dimension std (the normalisation unit) and observed range."""
-
-    scale: Tensor  # [A]
-    low: Tensor  # [A]
-    high: Tensor  # [A]
-
-    @classmethod
-    def from_actions(cls, actions: Tensor) -> ActionSpace:
-        """From training transitions [M, A]."""
-        return cls(actions.std(0).clamp_min(1e-6), actions.min(0).values, actions.max(0).values)
-
-    def to_real(self, plans: Tensor) -> Tensor:
-        """Normalised [..., A] -> real actions, clipped to the observed range."""
-        return torch.maximum(torch.minimum(plans * self.scale, self.high), self.low)
-
-    @property
-    def bounds(self) -> tuple[Tensor, Tensor]:
-        """(low, high) in normalised units, [A] each."""
-        return self.low / self.scale, self.high / self.scale
-
-
-def rollout(dynamics, start: Tensor, actions: Tensor) -> Tensor:
-    """start [B, N, D], real actions [B, H, A] -> the predicted states s_1..s_H [B, H, N, D]."""
-    past, state, states = None, start, []
-    for i in range(actions.shape[1]):
-        state, past = dynamics.step(state, actions[:, i], past)  # [B, N, D]
-        states.append(state)
-    return torch.stack(states, dim=1)
-
-
-def goal_cost(dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch: int, fold: bool = True) -> CostFn:
+def goal_cost(dynamics: Dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch: int,
+              fold: bool = True) -> CostFn:
     """Cost of normalised plans [E, S, H, A]: ||s_H - s_goal||_2 from each episode's start.
 
     starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed.

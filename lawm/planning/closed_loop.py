@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from lawm.config import ClosedLoopConfig
-from lawm.planning.cem import ActionSpace, cem, goal_cost, rollout, sample_plans
+from lawm.dynamics import ActionSpace, rollout
+from lawm.planning.cem import cem, goal_cost, sample_plans
 from lawm.planning.protocols import ORACLE, RANDOM
 
 

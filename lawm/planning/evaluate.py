@@ -9,9 +9,9 @@ import numpy as np
 from lawm.progress import progress
 
 from lawm.config import ClosedLoopConfig, ProtocolConfig
+from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
 from lawm.planning import closed_loop
-from lawm.planning.cem import ActionSpace
 from lawm.planning.protocols import arm_delta, ate, plan, rpe, sample_segments
 
 log = logging.getLogger(__name__)

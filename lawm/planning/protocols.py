@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from lawm.config import ProtocolConfig
+from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
-from lawm.planning.cem import ActionSpace, cem, goal_cost, sample_plans
+from lawm.planning.cem import cem, goal_cost, sample_plans
 
 RANDOM, ORACLE = "random", "oracle"
 
