@@ -37,9 +37,9 @@ except ModuleNotFoundError:  # run as `python benchmarks/training.py`
 
 from lawm.encoders import build_encoder
 from lawm.features import FeatureCache, training_windows
+from lawm.models.losses import lam_loss
 from lawm.models.saved import build
 from lawm.training import StepBatchSampler, train
-from pipelines.train_latent_actions import lam_loss
 
 
 class InMemory(Dataset):

@@ -52,12 +52,6 @@ def action_probe_r2(train: Transitions, val: Transitions) -> float:
     return probe(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
 
 
-def controller_loss(controller, batch: dict):
-    """L2 to the IDM's latent (squared error, mean over the latent's dimensions)."""
-    loss = (controller(batch["states"], batch["actions"]) - batch["z"]).pow(2).mean()
-    return loss, {}
-
-
 @torch.no_grad()
 def rollout_errors(lam, controllers: dict, cache: FeatureCache, domain: str, split: str = "val",
                    batch_size: int = 32) -> dict[str, Tensor]:

@@ -12,10 +12,11 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import load_params
-from lawm.control import Transitions, action_probe_r2, controller_loss, domain_actions, rollout_errors
+from lawm.control import Transitions, action_probe_r2, domain_actions, rollout_errors
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint, prepare_output_dir
+from lawm.models.losses import controller_loss
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version

@@ -15,16 +15,12 @@ from lawm.config import load_params
 from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint, prepare_output_dir
+from lawm.models.losses import lam_loss
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, checkpoints, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
-
-
-def lam_loss(model, batch: dict):
-    out = model(batch["states"])  # [B, T, N, D]
-    return out["loss"], {"pred_loss": out["pred_loss"].item(), "reg_loss": out["reg_loss"].item(), **out["stats"]}
 
 
 @task(cache_policy=NONE)

@@ -16,16 +16,12 @@ from lawm.control import domain_actions
 from lawm.dynamics import ActionSpace, rollout
 from lawm.features import FeatureCache, StateWindows, clip_tensor
 from lawm.io import fingerprint, prepare_output_dir
+from lawm.models.losses import world_model_loss
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, checkpoints, world_model
 from pipelines.stage import Stopwatch, main, write_metrics
-
-
-def world_model_loss(model, batch: dict):
-    out = model(batch["states"], batch["actions"])  # [B, T, N, D], [B, T-1, A]
-    return out["loss"], {"pred_loss": out["pred_loss"].item(), "rollout_loss": out["rollout_loss"].item()}
 
 
 @task(cache_policy=NONE)
