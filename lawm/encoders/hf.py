@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from lawm.encoders.base import EncoderLoadError, FrozenEncoder, sha256_state_dict
+from lawm.nn import frame_causal_mask
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,12 +60,11 @@ _masks: dict[tuple[int, int, str], torch.Tensor] = {}
 
 
 def _block_causal_mask(n: int, per_step: int, device: torch.device) -> torch.Tensor:
-    """[n, n] bool, True where query token i may attend to key token j: step(j) <= step(i)."""
+    """[n, n] bool, True where query token i may attend to key token j: step(j) <= step(i). Cached."""
     key = (n, per_step, str(device))
     mask = _masks.get(key)
     if mask is None:
-        step = torch.arange(n, device=device) // per_step
-        mask = step[None, :] <= step[:, None]
+        mask = frame_causal_mask(n // per_step, per_step, device)  # n is whole tubelets (checked by the caller)
         if len(_masks) > 16:
             _masks.clear()
         _masks[key] = mask
