@@ -9,7 +9,6 @@ smoothly. Shapes only touch the pixels of their bounding box.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 Color = tuple[float, float, float]
 
@@ -210,7 +209,3 @@ def base_table(num_frames: int, fps: float) -> dict[str, np.ndarray]:
 
 def num_frames(seconds: float, fps: float) -> int:
     return max(int(round(seconds * fps)), 1)
-
-
-def as_frame(columns: dict) -> pd.DataFrame:
-    return pd.DataFrame(columns)
