@@ -20,6 +20,8 @@ from lawm.io import write_parquet
 from lawm.sources import ground_truth_path
 from lawm.video import write_mp4
 from lawm.worlds import arm, nav, wild
+from lawm.worlds.scenes import check_domain, scene_rng
+from lawm.worlds.sim import Sim, make_sim  # noqa: F401  (the package's API)
 
 DOMAINS, LABELLED = WORLD_DOMAINS, LABELLED_WORLDS
 _RENDER = {"wild": wild.render, "arm": arm.render, "nav": nav.render}
@@ -27,7 +29,7 @@ _RENDER = {"wild": wild.render, "arm": arm.render, "nav": nav.render}
 
 def count(domain: str, cfg: WorldsConfig) -> int:
     """How many videos / episodes the config asks for in `domain`."""
-    _check(domain)
+    check_domain(domain)
     return cfg.wild.videos if domain == "wild" else getattr(cfg, domain).episodes
 
 
@@ -36,14 +38,8 @@ def render_video(domain: str, cfg: WorldsConfig, seed: int, index: int) -> tuple
 
     Seeded from (seed, domain, index) alone, so any one video can be rendered again on its own.
     """
-    _check(domain)
+    check_domain(domain)
     return _RENDER[domain](cfg, scene_rng(domain, seed, index))
-
-
-def scene_rng(domain: str, seed: int, index: int, sim: bool = False) -> np.random.Generator:
-    """The rng of one scene: video `index` of render_video, or with sim=True a simulator episode (other scenes)."""
-    _check(domain)
-    return np.random.default_rng([seed % 2**64, 100 * sim + DOMAINS.index(domain), index])  # a negative seed too
 
 
 def video_paths(out_dir: Path, domain: str, index: int) -> tuple[Path, Path]:
@@ -69,11 +65,3 @@ def generate_world(domain: str, cfg: WorldsConfig, out_dir: Path, seed: int, pro
             write_mp4(mp4, frames, cfg.fps)
         paths.append(mp4)
     return paths
-
-
-def _check(domain: str) -> None:
-    if domain not in DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
-
-
-from lawm.worlds.sim import Sim, make_sim  # noqa: E402, F401  (last: sim.py uses scene_rng above)

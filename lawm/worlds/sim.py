@@ -11,7 +11,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from lawm.config import WorldsConfig
-from lawm.worlds import arm, nav, scene_rng
+from lawm.worlds import arm, nav
+from lawm.worlds.scenes import scene_rng
 
 _SIMS = {"arm": arm.ArmSim, "nav": nav.NavSim}
 
