@@ -1,6 +1,7 @@
 """Stage `evaluate_planning`: every latent-action model (through its controller), the real-action
-world model, random actions and the true actions, planned on the same episodes: the paper's offline
-protocols (arm: DROID's Δ; nav: RECON's ATE/RPE) and closed-loop control in the simulators."""
+world model, random actions and the true actions, planned on the same episodes: each labelled domain's
+offline protocol (arm: DROID's Δ; nav: RECON's ATE/RPE; any other: the generic action error,
+lawm.planning.domains) and closed-loop control where the domain has a simulator."""
 
 from __future__ import annotations
 
@@ -21,19 +22,21 @@ from lawm.models.controller import ControlledWorldModel
 from lawm.models.saved import load_model
 from lawm.planning import evaluate
 from lawm.planning.closed_loop import Timing
-from lawm.planning.protocols import ORACLE, RANDOM
+from lawm.planning.domains import labelled
+from lawm.planning.planners import CEMPlanner, Oracle, Planner, RandomPlanner
 from lawm.worlds import make_sim
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
-def load_planners(params, domain: str) -> dict:
+def load_planners(params, domain: str) -> dict[str, Planner]:
     """Name -> planner: the real-action world model, each variant through its controller, random, oracle."""
-    planners = {"world_model": load_model(Path("data/world_models") / domain / "model.pt")}
+    batch = params.planning.batch
+    planners = {"world_model": CEMPlanner(load_model(Path("data/world_models") / domain / "model.pt"), batch)}
     for variant in params.controller.variants:
         lam = load_model(Path("data/latent_actions") / variant / "model.pt")
         controller = load_model(Path("data/controllers") / variant / domain / "controller.pt")
-        planners[variant] = ControlledWorldModel(lam.predictor, controller)
-    return {**planners, RANDOM: RANDOM, ORACLE: ORACLE}
+        planners[variant] = CEMPlanner(ControlledWorldModel(lam.predictor, controller), batch)
+    return {**planners, "random": RandomPlanner(), "oracle": Oracle()}
 
 
 @task(cache_policy=NONE)
@@ -43,12 +46,15 @@ def plan_domain(domain: str, params_file: str, features_dir: str, out_dir: str) 
     cache = FeatureCache(features_dir)
     space = ActionSpace.from_actions(domain_actions(cache, domain))
     planners = load_planners(params, domain)
-    metrics = {"offline": evaluate.offline(domain, planners, cache, space, getattr(cfg, domain), cfg.batch, params.seed)}
+    entry = labelled(domain)
+    metrics = {"offline": evaluate.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed)}
+    if entry.sim is None:  # no simulator: no closed loop
+        return metrics
     encoder = build_encoder(params.features.encoder)
     timing = Timing.of(params.worlds.fps, params.clips.fps, params.features.encoder.tubelet)
     sims = partial(make_sim, domain, params.worlds, params.seed)
     metrics["closed_loop"], results = evaluate.closed(domain, planners, sims, encoder, space, cfg.closed_loop,
-                                                      timing, cfg.batch, params.seed)
+                                                      timing, params.seed)
     if params.features.encoder.kind == "pixels":  # states are frames: show plans against what happened
         for name, r in results.items():
             executed = r.frames[0][-1::-timing.per_state][::-1]  # the frame after each transition

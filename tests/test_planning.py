@@ -10,7 +10,8 @@ from lawm.dynamics import ActionSpace, rollout
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 from lawm.planning.cem import cem, goal_cost, sample_plans
 from lawm.planning.closed_loop import Timing, wilson_interval
-from lawm.planning.protocols import ORACLE, RANDOM, Segments, arm_delta, ate, integrate_poses, plan, rpe
+from lawm.planning.planners import CEMPlanner, Oracle, RandomPlanner
+from lawm.planning.protocols import Segments, arm_delta, ate, integrate_poses, plan, rpe
 
 BOX = torch.full((2,), -3.0), torch.full((2,), 3.0)
 
@@ -56,11 +57,11 @@ def test_planning_through_dynamics_recovers_the_true_action_sum():
     goals = rollout(Integrator(), starts, true)[:, -1]  # [E, 1, 2]
     segments = Segments(torch.stack([starts, goals], 1), true, ["c"] * 4, [0] * 4)
     protocol = ProtocolConfig(**cfg().model_dump(), episodes=4)
-    planned = plan(Integrator(), segments, space, protocol, batch=128, seed=0)
+    planned = plan(CEMPlanner(Integrator(), batch=128), segments, space, protocol, seed=0)
     assert arm_delta(planned.actions, true).max() < 0.01
     assert (planned.cost < 0.01).all()
-    assert arm_delta(plan(ORACLE, segments, space, protocol, 128, 0).actions, true).max() == 0
-    random = plan(RANDOM, segments, space, protocol, 128, 0).actions
+    assert arm_delta(plan(Oracle(), segments, space, protocol, 0).actions, true).max() == 0
+    random = plan(RandomPlanner(), segments, space, protocol, 0).actions
     assert arm_delta(random, true).mean() > 0.05
 
 
@@ -131,8 +132,8 @@ def test_closed_loop_oracle_reaches_every_goal_and_random_rarely_does(tiny_param
     encoder = PixelsEncoder(32, 8, 2)
     sims = partial(make_sim, domain, tiny_params.worlds, 0)
     timing = Timing.of(tiny_params.worlds.fps, tiny_params.clips.fps, 2)
-    oracle = run(ORACLE, sims, 12, encoder, space, cl, timing, domain, 64, seed=3)
-    random = run(RANDOM, sims, 12, encoder, space, cl, timing, domain, 64, seed=3)
+    oracle = run(Oracle(), sims, 12, encoder, space, cl, timing, seed=3)
+    random = run(RandomPlanner(), sims, 12, encoder, space, cl, timing, seed=3)
     assert oracle.success.all() and oracle.distance.max() < 1e-9
     assert (oracle.start_distance == random.start_distance).all()  # the same scenes and goals
     assert oracle.start_distance.mean() > 0.05  # the goals are somewhere else

@@ -22,8 +22,7 @@ from torch import Tensor
 
 from lawm.config import ClosedLoopConfig
 from lawm.dynamics import ActionSpace, rollout
-from lawm.planning.cem import cem, goal_cost, sample_plans
-from lawm.planning.protocols import ORACLE, RANDOM
+from lawm.planning.planners import Oracle, Planner, Problem
 
 
 @dataclass(frozen=True)
@@ -84,10 +83,10 @@ def encode(encoder, episodes: list[Episode]) -> Tensor:
     return encoder.encode(frames)[:, 0]
 
 
-def pose_error(domain: str, pose: np.ndarray, goal: np.ndarray) -> tuple[float, float]:
-    """(position distance, |heading difference| in radians; 0 for the arm)."""
+def pose_error(pose: np.ndarray, goal: np.ndarray) -> tuple[float, float]:
+    """(position distance, |heading difference| in radians; 0 for a pose without a yaw, as the arm's)."""
     dist = float(np.hypot(*(pose[:2] - goal[:2])))
-    if domain != "nav":
+    if len(pose) < 3:
         return dist, 0.0
     return dist, float(abs((pose[2] - goal[2] + np.pi) % (2 * np.pi) - np.pi))
 
@@ -103,9 +102,9 @@ class Result:
     predicted: Tensor | None  # [E, H, N, D] the first plan's predicted states (world-model planners)
 
 
-def run(planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: ClosedLoopConfig, timing: Timing,
-        domain: str, batch: int, seed: int, progress=None) -> Result:
-    """Closed-loop control of `episodes` fresh scenes by `planner` (dynamics, RANDOM or ORACLE).
+def run(planner: Planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: ClosedLoopConfig,
+        timing: Timing, seed: int, progress=None) -> Result:
+    """Closed-loop control of `episodes` fresh scenes by `planner`.
 
     make_sim(i) builds scene i; every planner gets the same scenes and goals for the same seed.
     progress(), if given, is called after each transition.
@@ -123,33 +122,26 @@ def run(planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: Clos
         goal_obs.append(ref.observation())
         ref_actions.append(ref.native_actions)
     goal_states = encoder.encode(torch.from_numpy(np.stack(goal_obs)))[:, 0]  # [E, N, D]
-    start = np.array([pose_error(domain, e.sim.pose(), g)[0] for e, g in zip(runs, goals)])
+    start = np.array([pose_error(e.sim.pose(), g)[0] for e, g in zip(runs, goals)])
     g = torch.Generator().manual_seed(seed)
-    low, high = space.bounds
     predicted = None
     for step in range(cfg.steps):
-        if planner == ORACLE:  # replay the reference's own native actions, then hold still
+        if isinstance(planner, Oracle):  # replay the reference's own native actions, then hold still
             for e, acts in zip(runs, ref_actions):
                 chunk = acts[step * timing.per_state:(step + 1) * timing.per_state]
                 for a in chunk or [np.zeros_like(acts[0])] * timing.per_state:
                     e.native_step(a)
         else:
-            if planner == RANDOM:
-                actions = space.to_real(sample_plans(episodes, len(space.scale), cfg.cem, low, high, g))[:, 0]  # [E, A]
-            else:
-                states = encode(encoder, runs)  # [E, N, D]
-                best, _ = cem(goal_cost(planner, space, states, goal_states, batch), episodes, len(space.scale),
-                              cfg.cem, low, high, g)
-                actions = space.to_real(best)  # [E, H, A]
-                if predicted is None:
-                    with torch.no_grad():
-                        predicted = rollout(planner, states, actions)  # [E, H, N, D]
-                actions = actions[:, 0]
-            for e, a in zip(runs, actions.numpy()):
+            states = None if planner.dynamics is None else encode(encoder, runs)  # [E, N, D]
+            actions = planner.plan(Problem(states, goal_states), space, cfg.cem, g).actions  # [E, H, A]
+            if predicted is None and planner.dynamics is not None:
+                with torch.no_grad():
+                    predicted = rollout(planner.dynamics, states, actions)  # [E, H, N, D]
+            for e, a in zip(runs, actions[:, 0].numpy()):
                 e.execute(a)
         if progress is not None:
             progress()
-    errors = [pose_error(domain, e.sim.pose(), goal) for e, goal in zip(runs, goals)]
+    errors = [pose_error(e.sim.pose(), goal) for e, goal in zip(runs, goals)]
     distance, heading = np.array([d for d, _ in errors]), np.array([h for _, h in errors])
     success = (distance <= cfg.success_radius) & (heading <= cfg.success_yaw)
     return Result(success, distance, start, heading, [e.frames for e in runs], [o[-1] for o in goal_obs], predicted)

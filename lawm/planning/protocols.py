@@ -1,15 +1,19 @@
-"""The paper's offline planning protocols on held-out clips, and their metrics.
+"""The offline planning protocols on held-out clips, and their metrics.
 
-- arm (DROID protocol of Terver et al.): start and goal states `horizon` transitions apart; plan
-  `horizon` actions; metric |sum planned - sum true|_1 (valid because the deltas add up).
-- nav (RECON protocol of NWM): one straight-line action repeated over the horizon; ATE and RPE
-  between the planned and the true trajectory, both integrated from the same start pose.
-Planners: a world model (anything with `step`, planned by CEM), `random` (one draw from CEM's
-initial distribution) and `oracle` (the true actions: zero error by definition, the floor).
+Every protocol plans from a start state to the goal state `horizon` transitions later and compares
+the planned actions with the true ones; they differ in the metric (and in their budget, the
+`planning` field a domain names in lawm.planning.domains):
+- droid (arm; DROID protocol of Terver et al.): |sum planned - sum true|_1 (valid because the
+  deltas add up).
+- recon (nav; RECON protocol of NWM, straight-line plans): ATE and RPE between the planned and the
+  true trajectory, both integrated from the same start pose.
+- generic (any other labelled domain): the per-step L1 between planned and true actions, which
+  assumes nothing of what the actions mean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +23,7 @@ from torch import Tensor
 from lawm.config import ProtocolConfig
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
-from lawm.planning.cem import cem, goal_cost, sample_plans
-
-RANDOM, ORACLE = "random", "oracle"
+from lawm.planning.planners import Planner, Plans, Problem
 
 
 @dataclass
@@ -84,21 +86,31 @@ def rpe(planned: Tensor, true: Tensor) -> Tensor:
     return (local_moves(integrate_poses(planned)) - local_moves(integrate_poses(true))).norm(dim=-1).mean(1)
 
 
-@dataclass
-class Plans:
-    actions: Tensor  # [E, H, A] real
-    cost: Tensor  # [E] final goal distance in representation space (NaN for planners that do not score)
+def plan(planner: Planner, segments: Segments, space: ActionSpace, cfg: ProtocolConfig, seed: int) -> Plans:
+    """Plan every segment from its first state to its last with `planner`."""
+    problem = Problem(segments.states[:, 0], segments.states[:, -1], truth=segments.actions)
+    return planner.plan(problem, space, cfg, torch.Generator().manual_seed(seed))
 
 
-def plan(planner, segments: Segments, space: ActionSpace, cfg: ProtocolConfig, batch: int, seed: int) -> Plans:
-    """Plan every segment from its first state to its last with `planner` (dynamics, RANDOM or ORACLE)."""
-    E, A = segments.actions.shape[0], segments.actions.shape[-1]
-    g = torch.Generator().manual_seed(seed)
-    low, high = space.bounds
-    if planner == ORACLE:
-        return Plans(segments.actions.clone(), torch.full((E,), float("nan")))
-    if planner == RANDOM:
-        return Plans(space.to_real(sample_plans(E, A, cfg, low, high, g)), torch.full((E,), float("nan")))
-    cost = goal_cost(planner, space, segments.states[:, 0], segments.states[:, -1], batch)
-    best, best_cost = cem(cost, E, A, cfg, low, high, g)
-    return Plans(space.to_real(best), best_cost)
+def droid_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
+    """Δ (mean, standard error) and Δ relative to |sum of true actions|_1."""
+    delta = arm_delta(planned, true)  # [E]
+    scale = true.sum(1).abs().sum(-1).mean().item()
+    return {"delta": delta.mean().item(), "delta_sem": (delta.std() / np.sqrt(len(delta))).item(),
+            "delta_relative": delta.mean().item() / scale}
+
+
+def recon_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
+    return {"ate": ate(planned, true).mean().item(), "rpe": rpe(planned, true).mean().item()}
+
+
+def generic_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
+    """Per-step |planned - true|_1 (mean, standard error), and relative to the mean per-step |true|_1."""
+    error = (planned - true).abs().sum(-1).mean(1)  # [E]
+    scale = true.abs().sum(-1).mean().clamp_min(1e-12).item()
+    return {"action_l1": error.mean().item(), "action_l1_sem": (error.std() / np.sqrt(len(error))).item(),
+            "action_l1_relative": error.mean().item() / scale}
+
+
+Metrics = Callable[[Tensor, Tensor], dict[str, float]]  # planned, true real actions [E, H, A] -> metrics
+METRICS: dict[str, Metrics] = {"droid": droid_metrics, "recon": recon_metrics, "generic": generic_metrics}
