@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lawm.evaluation import paper
 from lawm.io import atomic_path
+from lawm.planning.domains import labelled
 
 SUMMARY = "## Summary: latent actions against real actions"  # the heading `summary_of` looks for
 
@@ -28,17 +29,23 @@ def _figure(src: Path, out: Path, name: str, caption: str) -> str:
 
 
 BASELINES = ("world_model", "random", "oracle")
+# An offline protocol's headline metric (lower is better) and its name, {} for the domain.
+HEADLINE = {"droid": ("delta", "Δ, {} (DROID protocol)"), "recon": ("rpe", "RPE, {} (RECON protocol)"),
+            "generic": ("action_l1", "action L1, {} (generic protocol)")}
+PAPER_COLUMN = {"droid": 0, "recon": 1}  # a protocol's column in the paper's two-domain tables
 
 
 def _summary(plan: dict, domains: list[str], groups: dict[str, list[str]]) -> list[str]:
     """One line per planning measure and group of latent-action planners (e.g. by training data):
     the group's best planner against the real-action world model."""
-    measures = [("arm", "offline", "delta", "Δ, arm (DROID protocol)", True),
-                ("nav", "offline", "rpe", "RPE, nav (RECON protocol)", True)]
+    measures = []
+    for d in domains:
+        key, label = HEADLINE[labelled(d).protocol]
+        measures.append((d, "offline", key, label.format(d), True))
     measures += [(d, "closed_loop", "success", f"closed-loop success, {d}", False) for d in domains]
     lines = []
     for domain, part, key, label, lower_better in measures:
-        if domain not in plan:
+        if part not in plan.get(domain, {}):
             continue
         values = {n: x[key] for n, x in plan[domain][part].items()}
         for group, names in groups.items():
@@ -127,7 +134,7 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
           _table(["variant", "domain", "z -> action R^2", "IDM", "controller", "ratio", "paper ratio", "action-only",
                   "ratio"],
                  [[v, d, x["idm_action_r2"], x["idm_rollout_l1"], x["controller_rollout_l1"], f"x{x['controller_ratio']:.2f}",
-                   paper.paper_range(paper.CONTROLLER_RATIO, kinds[v], 0 if d == "arm" else 1),
+                   _paper_controller_ratio(kinds[v], d),
                    x["action_only_controller_rollout_l1"], f"x{x['action_only_controller_ratio']:.2f}"]
                   for (v, d), x in m["controller"].items()]
                  + [["real-action world model", d, None, None, x["val_rollout_l1"], None, None, None, None]
@@ -135,40 +142,60 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
 
     plan = m["planning"]
     cfg = params.planning
-    if "arm" in plan:
-        off = plan["arm"]["offline"]
-        s += [f"## Planning, arm (DROID protocol, paper Table S1-right)", "",
-              f"CEM {cfg.arm.samples} samples, {cfg.arm.elites} elites, {cfg.arm.iterations} iterations, horizon "
-              f"{cfg.arm.horizon}, {cfg.arm.episodes} held-out start/goal pairs (paper: 300 / 10 / 15, H = 3, 64). "
-              "Δ = |sum planned - sum true|_1 in frame fractions; relative = Δ / |sum true|_1.", "",
-              _table(["planner", "Δ", "± s.e.", "relative"],
-                     [[n, x["delta"], x["delta_sem"], x["delta_relative"]] for n, x in off.items()]), "",
-              "Paper: " + "; ".join(f"{k}: {v}" for k, v in paper.DROID_DELTA.items()) + ".", ""]
-    if "nav" in plan:
-        off = plan["nav"]["offline"]
-        s += ["## Planning, nav (RECON protocol, paper Table S2-right)", "",
-              f"{cfg.nav.samples} straight-line candidates, {cfg.nav.iterations} iteration, horizon {cfg.nav.horizon} "
-              f"states, {cfg.nav.episodes} held-out segments. ATE and RPE in view sides.", "",
-              _table(["planner", "ATE", "RPE"], [[n, x["ate"], x["rpe"]] for n, x in off.items()]), "",
-              "Paper (ATE | RPE): " + "; ".join(f"{k}: {v}" for k, v in paper.RECON_ATE_RPE.items()) + ".", ""]
-    cl = cfg.closed_loop
-    s += ["## Closed-loop control in the simulators (not in the paper)", "",
-          f"{cl.episodes} fresh scenes per domain; the goal is an observation {cl.goal_steps} exploratory transitions "
-          f"away; the planner acts for {cl.steps} transitions (CEM {cl.cem.samples} x {cl.cem.iterations}, horizon "
-          f"{cl.cem.horizon}, replanning every transition) and never sees a pose. Success: final position within "
-          f"{cl.success_radius} of the goal's (nav: and heading within {cl.success_yaw} rad). 95% Wilson intervals.", ""]
     for d in domains:
         if d in plan:
-            rows = [[n, x["success"], f"[{x['success_lo']:.2f}, {x['success_hi']:.2f}]", x["start_distance"],
-                     x["final_distance"]] for n, x in plan[d]["closed_loop"].items()]
-            s += [f"**{d}**", "", _table(["planner", "success", "95% CI", "start distance", "final distance"], rows), ""]
-            s += [_figure(figures.get(f"plan_{d}_{n}", Path()), out, f"plan_{d}_{n}.png",
-                          f"{d}, {n}: executed (top, then the goal) and first plan's prediction (bottom)")
-                  for n in plan[d]["closed_loop"] if n not in ("random", "oracle")]
-            s.append("")
+            s += _offline_section(d, plan[d]["offline"], getattr(cfg, labelled(d).budget))
+    looped = [d for d in domains if "closed_loop" in plan.get(d, {})]
+    cl = cfg.closed_loop
+    if looped:
+        s += ["## Closed-loop control in the simulators (not in the paper)", "",
+              f"{cl.episodes} fresh scenes per domain; the goal is an observation {cl.goal_steps} exploratory "
+              f"transitions away; the planner acts for {cl.steps} transitions (CEM {cl.cem.samples} x "
+              f"{cl.cem.iterations}, horizon {cl.cem.horizon}, replanning every transition) and never sees a pose. "
+              f"Success: final position within {cl.success_radius} of the goal's (nav: and heading within "
+              f"{cl.success_yaw} rad). 95% Wilson intervals.", ""]
+    for d in looped:
+        rows = [[n, x["success"], f"[{x['success_lo']:.2f}, {x['success_hi']:.2f}]", x["start_distance"],
+                 x["final_distance"]] for n, x in plan[d]["closed_loop"].items()]
+        s += [f"**{d}**", "", _table(["planner", "success", "95% CI", "start distance", "final distance"], rows), ""]
+        s += [_figure(figures.get(f"plan_{d}_{n}", Path()), out, f"plan_{d}_{n}.png",
+                      f"{d}, {n}: executed (top, then the goal) and first plan's prediction (bottom)")
+              for n in plan[d]["closed_loop"] if n not in ("random", "oracle")]
+        s.append("")
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(s) + "\n")
     return out / "report.md"
+
+
+def _paper_controller_ratio(kind: str, domain: str) -> str:
+    """The paper's controller ratios for the domain's protocol ("-" for a domain the paper has no analogue of)."""
+    column = PAPER_COLUMN.get(labelled(domain).protocol)
+    return "-" if column is None else paper.paper_range(paper.CONTROLLER_RATIO, kind, column)
+
+
+def _offline_section(domain: str, off: dict, b) -> list[str]:
+    """The offline protocol's section for `domain`: its budget `b` (a ProtocolConfig) and every planner's metrics."""
+    protocol = labelled(domain).protocol
+    if protocol == "droid":
+        return [f"## Planning, {domain} (DROID protocol, paper Table S1-right)", "",
+                f"CEM {b.samples} samples, {b.elites} elites, {b.iterations} iterations, horizon "
+                f"{b.horizon}, {b.episodes} held-out start/goal pairs (paper: 300 / 10 / 15, H = 3, 64). "
+                "Δ = |sum planned - sum true|_1 in frame fractions; relative = Δ / |sum true|_1.", "",
+                _table(["planner", "Δ", "± s.e.", "relative"],
+                       [[n, x["delta"], x["delta_sem"], x["delta_relative"]] for n, x in off.items()]), "",
+                "Paper: " + "; ".join(f"{k}: {v}" for k, v in paper.DROID_DELTA.items()) + ".", ""]
+    if protocol == "recon":
+        return [f"## Planning, {domain} (RECON protocol, paper Table S2-right)", "",
+                f"{b.samples} straight-line candidates, {b.iterations} iteration, horizon {b.horizon} "
+                f"states, {b.episodes} held-out segments. ATE and RPE in view sides.", "",
+                _table(["planner", "ATE", "RPE"], [[n, x["ate"], x["rpe"]] for n, x in off.items()]), "",
+                "Paper (ATE | RPE): " + "; ".join(f"{k}: {v}" for k, v in paper.RECON_ATE_RPE.items()) + ".", ""]
+    return [f"## Planning, {domain} (generic protocol, not in the paper)", "",
+            f"CEM {b.samples} samples, {b.elites} elites, {b.iterations} iterations, horizon {b.horizon}, "
+            f"{b.episodes} held-out start/goal pairs. Action L1 = mean per-step |planned - true|_1 in the ground "
+            "truth's units; relative = over the mean per-step |true|_1.", "",
+            _table(["planner", "action L1", "± s.e.", "relative"],
+                   [[n, x["action_l1"], x["action_l1_sem"], x["action_l1_relative"]] for n, x in off.items()]), ""]
 
 
 def _shares(shares: dict[str, float]) -> str:
