@@ -280,7 +280,7 @@ class WorldModelConfig(Strict):
     Its sizes are `latent_actions.model`'s (dim, depth, heads, mlp_ratio): the same predictor family.
     """
 
-    domains: Names  # the DVC matrix: labelled domains
+    domains: Names  # the DVC matrix: labelled domains (arm, nav, or any with action_* ground truth: lawm.planning.domains)
     window: Annotated[int, Field(ge=2)]
     rollout_steps: PositiveInt  # 1 = teacher forcing only; V-JEPA 2-AC adds a 2-step rollout loss
     train: TrainConfig
@@ -372,6 +372,10 @@ class Params(Strict):
             raise ValueError(f"latent_actions.model.idm_split {split} needs the pixels encoder with a patch_size "
                              f"that it divides (features.encoder: {encoder.kind}"
                              f"{', patch_size ' + str(encoder.patch_size) if encoder.kind == 'pixels' else ''})")
+        unlabelled = [d for d in self.world_model.domains if d in self.latent_actions.eval_real_domains]
+        if unlabelled:
+            raise ValueError(f"world_model.domains {unlabelled} are in latent_actions.eval_real_domains, which have "
+                             "no ground truth: a world model and planning need real actions")
         untrained = [v for v in self.controller.variants if v not in self.latent_actions.variants]
         if untrained:
             raise ValueError(f"controller.variants {untrained} are not in latent_actions.variants (nothing trains them)")

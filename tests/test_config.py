@@ -113,6 +113,12 @@ def test_planning_settings_are_checked_against_the_data(repo_params):
         with_overrides(repo_params, {"controller.variants": ["zero"]})
 
 
+def test_world_model_domains_are_refused_only_without_ground_truth(repo_params):
+    assert with_overrides(repo_params, {"world_model.domains": ["arm", "kitchen"]}).world_model.domains[1] == "kitchen"
+    with pytest.raises(ConfigError, match=r"world_model.domains \['real'\] are in latent_actions.eval_real_domains"):
+        with_overrides(repo_params, {"world_model.domains": ["arm", "real"]})
+
+
 def run_stage(module, params_file, cwd):
     return subprocess.run([sys.executable, "-m", module, "--params", str(params_file)], cwd=cwd, capture_output=True,
                           text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
