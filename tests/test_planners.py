@@ -1,0 +1,86 @@
+"""The Planner protocol's classes, and the offline protocol on a user's labelled domain (no simulator)."""
+
+import math
+
+import pytest
+import torch
+
+from lawm.config import ProtocolConfig
+from lawm.dynamics import ActionSpace
+from lawm.features import FeatureCache, to_storage, write_index, write_shard
+from lawm.models import ActionWorldModel, Predictor
+from lawm.planning import evaluate
+from lawm.planning.domains import labelled
+from lawm.planning.planners import CEMPlanner, Oracle, Planner, Problem, RandomPlanner
+
+BUDGET = ProtocolConfig(samples=8, elites=2, iterations=2, horizon=3, init_std=1.0, straight_line=False, episodes=6)
+
+
+class Integrator:
+    """Toy dynamics: an action moves the state (one token of 2 numbers) by itself."""
+
+    def step(self, state, action, past=None):
+        return state + action[:, None, :], past
+
+
+def test_the_planners_satisfy_the_protocol():
+    space = ActionSpace.from_actions(torch.randn(200, 2))
+    truth = torch.randn(5, 3, 2)  # [E, H, A]
+    problem = Problem(torch.zeros(5, 1, 2), torch.ones(5, 1, 2), truth)
+    for planner in (CEMPlanner(Integrator(), batch=16), RandomPlanner(), Oracle()):
+        assert isinstance(planner, Planner)
+        plans = planner.plan(problem, space, BUDGET, torch.Generator().manual_seed(0))
+        assert plans.actions.shape == (5, 3, 2) and plans.cost.shape == (5,)
+    assert CEMPlanner(Integrator(), 16).plan(problem, space, BUDGET, torch.Generator()).cost.isfinite().all()
+
+
+def test_random_actions_lie_in_the_action_space_and_the_oracle_returns_the_truth():
+    space = ActionSpace.from_actions(torch.rand(300, 3) * torch.tensor([0.1, 1.0, 4.0]) - 0.05)
+    problem = Problem(None, torch.zeros(500, 1, 2), truth=torch.randn(500, 3, 3))
+    random = RandomPlanner().plan(problem, space, BUDGET, torch.Generator().manual_seed(1)).actions
+    assert random.shape == (500, 3, 3)
+    assert (random >= space.low).all() and (random <= space.high).all() and random.std() > 0
+    again = RandomPlanner().plan(problem, space, BUDGET, torch.Generator().manual_seed(1)).actions
+    torch.testing.assert_close(random, again)  # the generator decides
+    oracle = Oracle().plan(problem, space, BUDGET, torch.Generator())
+    assert torch.equal(oracle.actions, problem.truth) and oracle.actions is not problem.truth
+    with pytest.raises(ValueError, match="true actions"):
+        Oracle().plan(Problem(None, problem.goals), space, BUDGET, torch.Generator())
+
+
+def tiny_cache(root, domain: str, clips: int, states: int, grid: tuple[int, int], dim: int, actions: int) -> FeatureCache:
+    """A feature cache of random val clips of one labelled domain, written straight to `root`."""
+    g = torch.Generator().manual_seed(0)
+    ids = [f"{domain}/v{i}.mp4#0" for i in range(clips)]
+    arrays = [to_storage(torch.randn(states, grid[0] * grid[1], dim, generator=g), "float32") for _ in ids]
+    index = write_shard(root, 0, ids, arrays, "float32")
+    acts = [torch.randn(states - 1, actions, generator=g).numpy() for _ in ids]  # [S-1, A] each
+    index = index.assign(split="val", domain=domain, actions=[a.reshape(-1).tolist() for a in acts],
+                         action_dim=actions)
+    write_index(root, index, {"states_key": "test", "encoder": {"grid": list(grid)}})
+    return FeatureCache(root)
+
+
+def test_the_offline_protocol_runs_on_a_users_domain_without_a_simulator(tmp_path):
+    domain, grid, D, A = "kitchen", (2, 2), 16, 4
+    assert labelled(domain).protocol == "generic" and labelled(domain).sim is None
+    cache = tiny_cache(tmp_path, domain, clips=3, states=5, grid=grid, dim=D, actions=A)
+    torch.manual_seed(0)
+    world_model = ActionWorldModel(Predictor(D, grid, A, 16, 1, 2, 2.0), [1.0] * A).eval()
+    planners = {"world_model": CEMPlanner(world_model, batch=8), "random": RandomPlanner(), "oracle": Oracle()}
+    space = ActionSpace.from_actions(torch.cat([cache.actions(c) for c in cache.index["clip_id"]]))
+    out = evaluate.offline(domain, planners, cache, space, BUDGET, seed=0)
+    assert set(out) == set(planners)
+    for metrics in out.values():
+        assert set(metrics) == {"action_l1", "action_l1_sem", "action_l1_relative", "ms_per_plan"}
+        assert all(math.isfinite(v) for v in metrics.values())
+    assert out["oracle"]["action_l1"] == 0 and out["random"]["action_l1"] > 0
+
+
+def test_a_registered_domain_refuses_data_with_other_actions(tmp_path):
+    cache = tiny_cache(tmp_path, "nav", clips=2, states=5, grid=(1, 2), dim=4, actions=2)
+    space = ActionSpace.from_actions(torch.randn(50, 2))
+    assert labelled("nav").actions == ("action_forward", "action_strafe", "action_yaw")
+    with pytest.raises(ValueError, match="'nav' has 2 action columns; its recon protocol expects 3"):
+        evaluate.offline("nav", {"random": RandomPlanner()}, cache, space, BUDGET, seed=0)
+    assert labelled("arm").actions == ("action_dx", "action_dy")
