@@ -36,9 +36,8 @@ import pandas as pd
 
 from lawm.evaluation.report import BASELINES
 from lawm.io import atomic_path, write_json
-from pipelines.layout import DATA, METRICS
+from pipelines.layout import ABLATION, METRICS
 
-ABLATION = DATA / "ablation"
 SECONDS = ABLATION / "seconds.json"
 PARAMS = Path("params.yaml")
 Keep = Callable[[str], bool]  # which variants a column takes

@@ -12,11 +12,12 @@ from lawm import tracking
 from lawm.config import load_params
 from lawm.evaluation import plots
 from lawm.io import atomic_path
+from pipelines.layout import evaluation
 from pipelines.stage import main, read_metrics, write_metrics
 
 
 @flow(name="compare_latent_actions", timeout_seconds=600)
-def compare_latent_actions(params_file: str = "params.yaml", out_dir: str = "data/evaluation") -> dict:
+def compare_latent_actions(params_file: str = "params.yaml", out_dir: str = str(evaluation())) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
     variants = params.latent_actions.variants

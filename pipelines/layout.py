@@ -12,6 +12,7 @@ DATA = Path("data")
 WORLDS = DATA / "worlds"  # stage `worlds`: the embedded default videos (the default clips.sources)
 SOURCES = DATA / "sources" / "sources.parquet"  # stage `list_sources`: every candidate and its verdict
 CLIPS = DATA / "clips"  # stage `extract_clips`: clips.parquet, rejects.parquet
+CLIP_MANIFEST = CLIPS / "clips.parquet"
 FEATURES = DATA / "features"  # stage `cache_features`
 METRICS = DATA / "metrics"  # every stage's final metrics, data/metrics/<stage>[/<variant>].json
 SCRATCH = DATA / "scratch"  # caches that only save time (never a DVC output): safe to delete
@@ -28,20 +29,26 @@ def checkpoints(out: str | Path) -> Path:
 
 
 def latent_actions(variant: str) -> Path:
+    """Stage `train_latent_actions@{variant}`: model.pt."""
     return DATA / "latent_actions" / variant
 
 
 def evaluation(variant: str | None = None) -> Path:
+    """Stage `evaluate_latent_actions@{variant}`: its figures and cut curve; without a variant, stage
+    `compare_latent_actions`: comparison.md, capacity.png, transfer.png."""
     return DATA / "evaluation" / variant if variant else DATA / "evaluation"
 
 
 def world_model(domain: str) -> Path:
+    """Stage `train_world_model@{domain}`: model.pt."""
     return DATA / "world_models" / domain
 
 
 def controllers(variant: str, domain: str) -> Path:
+    """Stage `fit_controller@{variant,domain}`: controller.pt, action_only_controller.pt."""
     return DATA / "controllers" / variant / domain
 
 
-PLANNING = DATA / "planning"
-REPORT = DATA / "report"
+PLANNING = DATA / "planning"  # stage `evaluate_planning`: <domain>/<planner>.png, the plans drawn
+REPORT = DATA / "report"  # stage `report`: report.md and its figures
+ABLATION = DATA / "ablation"  # pipelines.ablation: seconds.json, each row's wall-clock seconds

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from lawm import tracking
 from lawm.config import load_params
 from lawm.evaluation import report
+from pipelines.layout import PLANNING, REPORT, evaluation
 from pipelines.stage import main, read_metrics
 
 
@@ -17,7 +18,7 @@ def _load(*parts: str) -> dict:
 
 
 @flow(name="report", timeout_seconds=600)
-def make_report(params_file: str = "params.yaml", out_dir: str = "data/report") -> str:
+def make_report(params_file: str = "params.yaml", out_dir: str = str(REPORT)) -> str:
     log = get_run_logger()
     params = load_params(params_file)
     domains, variants = params.world_model.domains, params.controller.variants
@@ -28,9 +29,9 @@ def make_report(params_file: str = "params.yaml", out_dir: str = "data/report") 
         "controller": {(v, d): _load("fit_controller", v, d) for v in variants for d in domains},
         "planning": _load("evaluate_planning"),
     }
-    figures = {"capacity": Path("data/evaluation/capacity.png"), "transfer": Path("data/evaluation/transfer.png")}
+    figures = {"capacity": evaluation() / "capacity.png", "transfer": evaluation() / "transfer.png"}
     for d in domains:
-        for png in Path("data/planning", d).glob("*.png"):
+        for png in (PLANNING / d).glob("*.png"):
             figures[f"plan_{d}_{png.stem}"] = png
     with tracking.stage_run("report", {"variants": variants, "domains": domains}):
         path = report.build(params, metrics, figures, Path(out_dir))
