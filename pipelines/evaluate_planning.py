@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.config import load_params
+from lawm.config import Params, load_params
 from lawm.control import domain_actions
 from lawm.dynamics import ActionSpace
 from lawm.encoders import build_encoder
@@ -25,25 +25,24 @@ from lawm.planning.closed_loop import Timing
 from lawm.planning.domains import labelled
 from lawm.planning.planners import CEMPlanner, Oracle, Planner, RandomPlanner
 from lawm.worlds import make_sim
+from pipelines.layout import FEATURES, PLANNING, controllers, latent_actions, world_model
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
-def load_planners(params, domain: str) -> dict[str, Planner]:
+def load_planners(params: Params, domain: str) -> dict[str, Planner]:
     """Name -> planner: the real-action world model, each variant through its controller, random, oracle."""
     batch = params.planning.batch
-    planners = {"world_model": CEMPlanner(load_model(Path("data/world_models") / domain / "model.pt"), batch)}
+    planners = {"world_model": CEMPlanner(load_model(world_model(domain) / "model.pt"), batch)}
     for variant in params.controller.variants:
-        lam = load_model(Path("data/latent_actions") / variant / "model.pt")
-        controller = load_model(Path("data/controllers") / variant / domain / "controller.pt")
+        lam = load_model(latent_actions(variant) / "model.pt")
+        controller = load_model(controllers(variant, domain) / "controller.pt")
         planners[variant] = CEMPlanner(ControlledWorldModel(lam.predictor, controller), batch)
     return {**planners, "random": RandomPlanner(), "oracle": Oracle()}
 
 
 @task(cache_policy=NONE)
-def plan_domain(domain: str, params_file: str, features_dir: str, out_dir: str) -> dict:
-    params = load_params(params_file)
+def plan_domain(domain: str, params: Params, cache: FeatureCache, out_dir: str) -> dict:
     cfg = params.planning
-    cache = FeatureCache(features_dir)
     space = ActionSpace.from_actions(domain_actions(cache, domain))
     planners = load_planners(params, domain)
     entry = labelled(domain)
@@ -65,15 +64,16 @@ def plan_domain(domain: str, params_file: str, features_dir: str, out_dir: str) 
 
 
 @flow(name="evaluate_planning", timeout_seconds=6 * 3600)
-def evaluate_planning(params_file: str = "params.yaml", features_dir: str = "data/features",
-                      out_dir: str = "data/planning") -> dict:
+def evaluate_planning(params_file: str = "params.yaml", features_dir: str = str(FEATURES),
+                      out_dir: str = str(PLANNING)) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
     config = {"seed": params.seed, "planning": params.planning.model_dump(mode="json"),
               "variants": params.controller.variants, "domains": params.world_model.domains}
     clock = Stopwatch()
     with tracking.stage_run("evaluate_planning", config):
-        metrics = {domain: plan_domain(domain, params_file, features_dir, out_dir) for domain in params.world_model.domains}
+        cache = FeatureCache(features_dir)
+        metrics = {domain: plan_domain(domain, params, cache, out_dir) for domain in params.world_model.domains}
         for domain, parts in metrics.items():
             for part, planners in parts.items():
                 for name, values in planners.items():

@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task
 
 from lawm import tracking
 from lawm.clips import extract
-from lawm.config import load_params
+from lawm.config import ClipsConfig, load_params
 from lawm.io import write_parquet
 from lawm.video import frame_strip, read_frames
 from pipelines.layout import CLIPS, SOURCES
@@ -18,12 +18,12 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 
 @task
-def cut_clips(params_file: str, sources_file: str, out_dir: str) -> tuple[str, str]:
+def cut_clips(cfg: ClipsConfig, sources_file: str, out_dir: str) -> tuple[str, str]:
     """Write clips.parquet and rejects.parquet; return their paths."""
     if not Path(sources_file).is_file():
         raise FileNotFoundError(f"{sources_file}: no inventory of the sources; run the list_sources stage first "
                                 "(`dvc repro` does)")
-    clips, rejects = extract(load_params(params_file).clips, sources=pd.read_parquet(sources_file))
+    clips, rejects = extract(cfg, sources=pd.read_parquet(sources_file))
     out = Path(out_dir)
     write_parquet(out / "clips.parquet", clips)
     write_parquet(out / "rejects.parquet", rejects)
@@ -36,7 +36,7 @@ def extract_clips(params_file: str = "params.yaml", sources_file: str = str(SOUR
     cfg = load_params(params_file).clips
     clock = Stopwatch()
     with tracking.stage_run("extract_clips", {"clips": cfg.model_dump(mode="json")}):
-        clips_path, rejects_path = cut_clips(params_file, sources_file, out_dir)
+        clips_path, rejects_path = cut_clips(cfg, sources_file, out_dir)
         clips, rejects = pd.read_parquet(clips_path), pd.read_parquet(rejects_path)
         for r in rejects.itertuples():
             log.warning("rejected %s: %s", r.rel, r.reason)

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.config import load_params
+from lawm.config import Params, load_params
 from lawm.control import Transitions, action_probe_r2, domain_actions, rollout_errors
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
@@ -27,13 +27,11 @@ KINDS = ("controller", "action_only_controller")
 
 
 @task(cache_policy=NONE)
-def fit(variant: str, domain: str, params_file: str, features_dir: str, lam_path: str,
+def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path: str,
         out_dir: str, checkpoint_dir: str) -> tuple[dict[str, str], float]:
     """Train both controller kinds (each resumes from its last checkpoint); return their saved paths
     and the held-out z -> action R^2 of the IDM's latents (`action_probe_r2`)."""
-    params = load_params(params_file)
     cfg = params.controller
-    cache = FeatureCache(features_dir)
     lam = load_model(lam_path)
     data = Transitions(lam, cache, domain, "train")
     scale = ActionSpace.from_actions(domain_actions(cache, domain)).scale.tolist()
@@ -72,7 +70,7 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
         prepare_output_dir(out, key)
         if prepare_output_dir(work, key):
             log.info("resuming the %s/%s controllers from %s", variant, domain, work)
-        paths, r2 = fit(variant, domain, params_file, features_dir, str(lam_path), str(out), str(work))
+        paths, r2 = fit(variant, domain, params, cache, str(lam_path), str(out), str(work))
         lam = load_model(lam_path)
         errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
         metrics = {"seconds": clock.seconds}

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.config import load_params
+from lawm.config import Params, load_params
 from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint, prepare_output_dir
@@ -24,12 +24,10 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 
 @task(cache_policy=NONE)
-def fit(variant: str, params_file: str, features_dir: str, out_dir: str, checkpoint_dir: str) -> str:
+def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpoint_dir: str) -> str:
     """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
-    params = load_params(params_file)
     cfg, reg = params.latent_actions, params.regularizer(variant)
-    cache = FeatureCache(features_dir)
-    data = training_windows(features_dir, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
+    data = training_windows(cache.root, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
               "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json"),
@@ -63,7 +61,7 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         prepare_output_dir(out, key)
         if prepare_output_dir(work, key):
             log.info("resuming %s from %s", variant, work)
-        weights = fit(variant, params_file, features_dir, str(out), str(work))
+        weights = fit(variant, params, cache, str(out), str(work))
         model = load_model(weights)
         val = training_windows(features_dir, cfg.domains, cfg.window, "val")
         metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}

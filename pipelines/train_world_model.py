@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.config import load_params
+from lawm.config import Params, load_params
 from lawm.control import domain_actions
 from lawm.dynamics import ActionSpace, rollout
 from lawm.features import FeatureCache, StateWindows, clip_tensor
@@ -25,12 +25,10 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 
 @task(cache_policy=NONE)
-def fit(domain: str, params_file: str, features_dir: str, out_dir: str, checkpoint_dir: str) -> str:
+def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoint_dir: str) -> str:
     """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
-    params = load_params(params_file)
     cfg = params.world_model
-    cache = FeatureCache(features_dir)
-    data = StateWindows(features_dir, cfg.window, "train", [domain], with_actions=True)
+    data = StateWindows(cache.root, cfg.window, "train", [domain], with_actions=True)
     space = ActionSpace.from_actions(domain_actions(cache, domain))
     kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
               "model_cfg": params.latent_actions.model.model_dump(mode="json"),
@@ -73,7 +71,7 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
         prepare_output_dir(out, key)
         if prepare_output_dir(work, key):
             log.info("resuming the %s world model from %s", domain, work)
-        weights = fit(domain, params_file, features_dir, str(out), str(work))
+        weights = fit(domain, params, cache, str(out), str(work))
         model = load_model(weights)
         metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
         tracking.log_metrics(metrics)

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from lawm import tracking
-from lawm.config import load_params
+from lawm.config import WorldsConfig, load_params
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.video import frame_strip, read_frames
 from lawm.worlds import DOMAINS, generate_world
@@ -19,10 +19,9 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 
 @task(retries=1, retry_delay_seconds=2)
-def render_domain(domain: str, params_file: str, out_dir: str) -> list[str]:
+def render_domain(domain: str, cfg: WorldsConfig, seed: int, out_dir: str) -> list[str]:
     """Render every video of one world; videos a killed run finished are kept."""
-    params = load_params(params_file)
-    return [str(p) for p in generate_world(domain, params.worlds, Path(out_dir), params.seed)]
+    return [str(p) for p in generate_world(domain, cfg, Path(out_dir), seed)]
 
 
 @flow(name="worlds", timeout_seconds=2 * 3600)
@@ -36,7 +35,7 @@ def worlds(params_file: str = "params.yaml", out_dir: str = str(WORLDS)) -> dict
             log.info("resuming in %s: finished videos are kept", out_dir)
         metrics: dict[str, float] = {}
         for domain in DOMAINS:
-            videos = render_domain(domain, params_file, out_dir)
+            videos = render_domain(domain, params.worlds, params.seed, out_dir)
             metrics[f"{domain}_videos"] = len(videos)
             metrics[f"{domain}_megabytes"] = sum(Path(v).stat().st_size for v in videos) / 1e6
             frames = read_frames(videos[0], list(range(0, int(params.worlds.fps * 4))))
