@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.config import load_params
+from lawm.config import Params, load_params
 from lawm.control import Transitions, action_probe_r2
 from lawm.encoders import PixelsEncoder
 from lawm.evaluation import plots
@@ -19,17 +20,54 @@ from lawm.evaluation.suite import evaluate
 from lawm.features import FeatureCache, clip_tensor
 from lawm.io import write_parquet
 from lawm.models.saved import load_model
+from pipelines.layout import FEATURES, evaluation, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
+@task(cache_policy=NONE)
+def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, out: Path) -> tuple[dict, list[Path]]:
+    """Every evaluation of the model (`lawm.evaluation.suite`), the z -> action probe and latent use
+    of each labelled domain, and the real domains'; return the metrics and the figures written to `out`."""
+    log = get_run_logger()
+    cfg = params.latent_actions
+    model = load_model(model_path)
+    metrics, artifacts = evaluate(model, str(cache.root), cfg.domains)
+    for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
+        if any(cache.select(split, [domain]).empty for split in ("train", "val")):
+            log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
+            continue
+        metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
+                                                         Transitions(model, cache, domain, "val"))
+        val = cache.select("val", [domain])
+        if val["video"].nunique() < 2:
+            log.warning("no latent use for %s: it needs val clips of two videos", domain)
+            continue
+        metrics[f"latent_use_{domain}"] = latent_use(model, clip_tensor(cache, val), val["video"].tolist())
+    out.mkdir(parents=True, exist_ok=True)
+    figures = []
+    if "cut_curve" in artifacts:
+        leak = artifacts["cut_curve"]
+        curve = pd.DataFrame({"state": range(1, len(leak["curve_original"]) + 1),
+                              "original": leak["curve_original"], "stitched": leak["curve_stitched"]})
+        write_parquet(out / "cut_curve.parquet", curve)
+        curve.to_csv(out / "cut_curve.csv", index=False)
+        figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))
+    figures += rollout_strips(cache, artifacts, out, "rollout", 3)
+    for domain in cfg.eval_real_domains:
+        real, real_artifacts = evaluate(model, str(cache.root), [domain], split=None)
+        metrics.update({f"{domain}_{k}": v for k, v in real.items()})
+        figures += rollout_strips(cache, real_artifacts, out, f"{domain}_rollout", 1)
+    return metrics, figures
+
+
 @flow(name="evaluate_latent_actions", timeout_seconds=2 * 3600)
-def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", features_dir: str = "data/features",
+def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", features_dir: str = str(FEATURES),
                             model_dir: str | None = None, out_dir: str | None = None) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
     cfg = params.latent_actions
-    model_dir = Path(model_dir or f"data/latent_actions/{variant}")
-    out = Path(out_dir or f"data/evaluation/{variant}")
+    model_dir = Path(model_dir or latent_actions(variant))
+    out = Path(out_dir or evaluation(variant))
     clock = Stopwatch()
     config = {"variant": variant, "regularizer": params.regularizer(variant).model_dump(mode="json"),
               "domain_share": cfg.share_of(variant), "domains": cfg.domains, "eval_real_domains": cfg.eval_real_domains}
@@ -39,33 +77,7 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
         if missing:
             raise ValueError(f"latent_actions.eval_real_domains names {missing}, but the feature cache has no clips "
                              "of them (worlds.real_clips off, or your own clips.sources): remove them")
-        model = load_model(model_dir / "model.pt")
-        metrics, artifacts = evaluate(model, features_dir, cfg.domains)
-        for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
-            if any(cache.select(split, [domain]).empty for split in ("train", "val")):
-                log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
-                continue
-            metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
-                                                             Transitions(model, cache, domain, "val"))
-            val = cache.select("val", [domain])
-            if val["video"].nunique() < 2:
-                log.warning("no latent use for %s: it needs val clips of two videos", domain)
-                continue
-            metrics[f"latent_use_{domain}"] = latent_use(model, clip_tensor(cache, val), val["video"].tolist())
-        out.mkdir(parents=True, exist_ok=True)
-        figures = []
-        if "cut_curve" in artifacts:
-            leak = artifacts["cut_curve"]
-            curve = pd.DataFrame({"state": range(1, len(leak["curve_original"]) + 1),
-                                  "original": leak["curve_original"], "stitched": leak["curve_stitched"]})
-            write_parquet(out / "cut_curve.parquet", curve)
-            curve.to_csv(out / "cut_curve.csv", index=False)
-            figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))
-        figures += rollout_strips(cache, artifacts, out, "rollout", 3)
-        for domain in cfg.eval_real_domains:
-            real, real_artifacts = evaluate(model, features_dir, [domain], split=None)
-            metrics.update({f"{domain}_{k}": v for k, v in real.items()})
-            figures += rollout_strips(cache, real_artifacts, out, f"{domain}_rollout", 1)
+        metrics, figures = measure(variant, params, cache, str(model_dir / "model.pt"), out)
         metrics["seconds"] = clock.seconds
         tracking.log_metrics(metrics)
         for fig in figures:
