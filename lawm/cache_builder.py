@@ -172,8 +172,8 @@ def build_cache(root: Path, clips: pd.DataFrame, encoder: FrozenEncoder, cfg: Fe
     """Build (or resume, or reuse) the cache of `clips` in `root`, then index it.
 
     `code` is the building stage's code version (part of the key). run_shard(builder, shard)
-    builds one shard (default: `builder.build`; the stage wraps it in a retrying task);
-    progress(shard, done, todo) is called after each.
+    builds one shard (default: `builder.build`; tests wrap it to fail a shard); progress(shard,
+    done, todo) is called after each. The decoding workers live for this call only.
     """
     root = Path(root)
     key = cache_key(clips, encoder, cfg, code)
