@@ -1,5 +1,13 @@
 """One Prefect flow per DVC stage: read params, call `lawm`, log to MLflow, write outputs.
 
+Every flow follows one template. It reads the validated params once (`load_params`; the entry
+point, `pipelines.stage.main`, checked them before Prefect started) and takes its paths from
+`pipelines.layout`. Its work runs in tasks that get what they need from the flow: the params (or
+their section), opened inputs such as the FeatureCache, and paths; never a params file to read
+again, and never a live process pool (a task that decodes starts its own workers). The flow then
+logs to MLflow (`lawm.tracking`) and writes its metrics (`pipelines.stage.write_metrics`).
+Stages of seconds (compare_latent_actions, report) have no task; list_sources has no flow.
+
 Importing this package sets quiet, offline-friendly defaults before Prefect and MLflow load;
 any value already in the environment wins. `lawm` sets the OpenMP defaults (`lawm.runtime`).
 """
