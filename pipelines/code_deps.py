@@ -4,7 +4,8 @@ One table serves both places that must know it. `dvc.yaml` lists these files as 
 deps, so DVC reruns a stage exactly when one of them changes; `code_version(stage)` hashes the same
 files into the key of the stage's resumable outputs, so a rerun never resumes outputs made by other
 code. The table is derived from the imports (every `import` and `from ... import` in the files,
-module level or not), never kept by hand:
+module level or not) and the templates of the imported modules (`templates/<module>.*` beside a
+module's file, e.g. lawm/evaluation/templates/report.md.j2), never kept by hand:
 
     python -m pipelines.code_deps           # rewrite dvc.yaml's code deps from the imports
     python -m pipelines.code_deps --check   # exit 1 if dvc.yaml disagrees (a test runs this)
@@ -58,15 +59,21 @@ def _imports(module: str) -> frozenset[str]:
     return frozenset(m for m in found if module_path(m) is not None)
 
 
+def templates(path: Path) -> list[Path]:
+    """The templates a module renders: `templates/<its name>.*` beside its file."""
+    return sorted((path.parent / "templates").glob(f"{path.stem}.*"))
+
+
 def closure(module: str) -> list[Path]:
-    """Every project file that importing `module` loads, sorted."""
+    """Every project file that importing `module` loads, and their templates, sorted."""
     seen, todo = set(), [module]
     while todo:
         current = todo.pop()
         if current not in seen:
             seen.add(current)
             todo.extend(_imports(current))
-    return sorted({module_path(m) for m in seen})
+    files = {module_path(m) for m in seen}
+    return sorted(files.union(*(templates(f) for f in files)))
 
 
 def stage_files(module: str) -> list[str]:
