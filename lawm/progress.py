@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as plain_tqdm
 
 LOG_INTERVAL_S = 30.0
 LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
@@ -30,11 +31,23 @@ class _LogLines:
         pass
 
 
+class _LogBar(plain_tqdm):
+    """tqdm that writes only on its interval: a new postfix waits for the next line instead of
+    forcing one (tqdm's default), so a loop that sets a postfix every step still logs every 30 s."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):
+        super().set_postfix_str(s, refresh=False)
+
+
 def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
              initial: int = 0, disable: bool = False, terminal: bool | None = None) -> tqdm:
     """tqdm over `iterable` (or updated by hand): a live bar when `terminal` (default: stderr is a TTY)."""
     if terminal if terminal is not None else sys.stderr.isatty():
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable,
                     dynamic_ncols=True)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable,
-                file=_LogLines(), mininterval=LOG_INTERVAL_S, bar_format=LOG_FORMAT)
+    return _LogBar(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable,
+                   file=_LogLines(), mininterval=LOG_INTERVAL_S,
+                   bar_format=LOG_FORMAT)
