@@ -3,7 +3,6 @@ action, for one latent-action model on one labelled domain; plus the action-only
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -15,13 +14,13 @@ from lawm.config import Params, load_params
 from lawm.control import Transitions, action_probe_r2, domain_actions, rollout_errors
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
-from lawm.io import file_digest, fingerprint, prepare_output_dir
+from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version
-from pipelines.layout import FEATURES, checkpoints, controllers, latent_actions
-from pipelines.stage import Stopwatch, main, write_metrics
+from pipelines.layout import FEATURES, controllers, latent_actions
+from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 KINDS = ("controller", "action_only_controller")
 
@@ -66,23 +65,19 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
     with tracking.stage_run("fit_controller", logged, variant=f"{variant}/{domain}"):
         cache = FeatureCache(features_dir)
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.fit_controller"), file_digest(lam_path))
-        work = checkpoints(out)
-        prepare_output_dir(out, key)
-        if prepare_output_dir(work, key):
-            log.info("resuming the %s/%s controllers from %s", variant, domain, work)
-        paths, r2 = fit(variant, domain, params, cache, str(lam_path), str(out), str(work))
-        lam = load_model(lam_path)
-        errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
-        metrics = {"seconds": clock.seconds}
-        for name, per_step in errors.items():
-            metrics[f"{name}_rollout_l1"] = per_step.mean().item()
-            metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
-        metrics["idm_action_r2"] = r2
-        for kind in KINDS:
-            metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
-        tracking.log_metrics(metrics)
-        write_metrics(f"fit_controller/{variant}/{domain}", metrics)
-        shutil.rmtree(work)
+        with training_dirs(out, key, log, f"the {variant}/{domain} controllers") as work:
+            paths, r2 = fit(variant, domain, params, cache, str(lam_path), str(out), str(work))
+            lam = load_model(lam_path)
+            errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
+            metrics = {"seconds": clock.seconds}
+            for name, per_step in errors.items():
+                metrics[f"{name}_rollout_l1"] = per_step.mean().item()
+                metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
+            metrics["idm_action_r2"] = r2
+            for kind in KINDS:
+                metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
+            tracking.log_metrics(metrics)
+            write_metrics(f"fit_controller/{variant}/{domain}", metrics)
         log.info("%s/%s rollout L1: idm %.4f, controller %.4f (x%.2f), action-only %.4f (x%.2f); "
                  "z -> action R^2 %.3f", variant, domain, metrics["idm_rollout_l1"], metrics["controller_rollout_l1"],
                  metrics["controller_ratio"], metrics["action_only_controller_rollout_l1"],

@@ -6,16 +6,18 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from lawm.config import ConfigError, Params, invalid, load_params
-from lawm.io import write_json
+from lawm.io import prepare_output_dir, write_json
 from lawm.runtime import configure_threads
 from lawm.tracking import PARENT_RUN
-from pipelines.layout import METRICS
+from pipelines.layout import METRICS, checkpoints
 
 METRICS_DIR = METRICS
 
@@ -91,6 +93,19 @@ def split_timings(metrics: dict) -> tuple[dict, dict]:
         else:
             results[key] = value
     return results, timings
+
+
+@contextmanager
+def training_dirs(out: Path, key: str, log, what: str) -> Iterator[Path]:
+    """A training stage's output folder and its checkpoint folder (pipelines.layout.checkpoints),
+    both prepared for `key`; yields the checkpoint folder, removed when the body succeeds (kept on
+    a failure, for the rerun to resume from)."""
+    work = checkpoints(out)
+    prepare_output_dir(out, key)
+    if prepare_output_dir(work, key):
+        log.info("resuming %s from %s", what, work)
+    yield work
+    shutil.rmtree(work)
 
 
 def write_metrics(stage: str, metrics: dict, folder: Path = METRICS_DIR) -> dict:

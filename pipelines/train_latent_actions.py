@@ -3,7 +3,6 @@ jointly from the feature cache."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -14,13 +13,13 @@ from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
-from lawm.io import fingerprint, prepare_output_dir
+from lawm.io import fingerprint
 from lawm.models.losses import lam_loss
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version
-from pipelines.layout import FEATURES, checkpoints, latent_actions
-from pipelines.stage import Stopwatch, main, write_metrics
+from pipelines.layout import FEATURES, latent_actions
+from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 
 @task(cache_policy=NONE)
@@ -57,20 +56,16 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         read = cfg.domains + (cfg.mix_domains if cfg.share_of(variant) > 0 else [])
         tracking.log_input(cache.select("train", read), name=f"features/train/{'+'.join(read)}", source=features_dir)
         key = fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))
-        work = checkpoints(out)
-        prepare_output_dir(out, key)
-        if prepare_output_dir(work, key):
-            log.info("resuming %s from %s", variant, work)
-        weights = fit(variant, params, cache, str(out), str(work))
-        model = load_model(weights)
-        val = training_windows(features_dir, cfg.domains, cfg.window, "val")
-        metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
-        tracking.log_metrics(metrics)
-        _, tokens, width = cache.token_shape
-        tracking.log_model(weights, f"lawm-latent-actions-{variant}", inputs={"states": (-1, -1, tokens, width)},
-                           output=(-1, -1, cfg.model.latent_dim))
-        write_metrics(f"train_latent_actions/{variant}", metrics)
-        shutil.rmtree(work)
+        with training_dirs(out, key, log, variant) as work:
+            weights = fit(variant, params, cache, str(out), str(work))
+            model = load_model(weights)
+            val = training_windows(features_dir, cfg.domains, cfg.window, "val")
+            metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
+            tracking.log_metrics(metrics)
+            _, tokens, width = cache.token_shape
+            tracking.log_model(weights, f"lawm-latent-actions-{variant}", inputs={"states": (-1, -1, tokens, width)},
+                               output=(-1, -1, cfg.model.latent_dim))
+            write_metrics(f"train_latent_actions/{variant}", metrics)
         log.info("%s: held-out one-step L1 %.4f after %.0f s", variant, metrics["val_one_step_l1"], clock.seconds)
     return metrics
 

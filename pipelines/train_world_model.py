@@ -3,7 +3,6 @@ baseline) on a labelled domain's cached features."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -15,13 +14,13 @@ from lawm.config import Params, load_params
 from lawm.control import domain_actions
 from lawm.dynamics import ActionSpace, rollout
 from lawm.features import FeatureCache, StateWindows, clip_tensor
-from lawm.io import fingerprint, prepare_output_dir
+from lawm.io import fingerprint
 from lawm.models.losses import world_model_loss
 from lawm.models.saved import build, load_model, save_model
 from lawm.training import train
 from pipelines.code_deps import code_version
-from pipelines.layout import FEATURES, checkpoints, world_model
-from pipelines.stage import Stopwatch, main, write_metrics
+from pipelines.layout import FEATURES, world_model
+from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 
 @task(cache_policy=NONE)
@@ -67,20 +66,16 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
         cache = FeatureCache(features_dir)
         tracking.log_input(cache.select("train", [domain]), name=f"features/train/{domain}", source=features_dir)
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))
-        work = checkpoints(out)
-        prepare_output_dir(out, key)
-        if prepare_output_dir(work, key):
-            log.info("resuming the %s world model from %s", domain, work)
-        weights = fit(domain, params, cache, str(out), str(work))
-        model = load_model(weights)
-        metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
-        tracking.log_metrics(metrics)
-        _, tokens, width = cache.token_shape
-        action_dim = int(cache.select(domains=[domain])["action_dim"].iloc[0])
-        tracking.log_model(weights, f"lawm-world-model-{domain}", output=(-1, -1, tokens, width),
-                           inputs={"states": (-1, -1, tokens, width), "actions": (-1, -1, action_dim)})
-        write_metrics(f"train_world_model/{domain}", metrics)
-        shutil.rmtree(work)
+        with training_dirs(out, key, log, f"the {domain} world model") as work:
+            weights = fit(domain, params, cache, str(out), str(work))
+            model = load_model(weights)
+            metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
+            tracking.log_metrics(metrics)
+            _, tokens, width = cache.token_shape
+            action_dim = int(cache.select(domains=[domain])["action_dim"].iloc[0])
+            tracking.log_model(weights, f"lawm-world-model-{domain}", output=(-1, -1, tokens, width),
+                               inputs={"states": (-1, -1, tokens, width), "actions": (-1, -1, action_dim)})
+            write_metrics(f"train_world_model/{domain}", metrics)
         log.info("%s world model: held-out one-step L1 %.4f, rollout L1 %.4f (copying the last state: %.4f)",
                  domain, metrics["val_one_step_l1"], metrics["val_rollout_l1"], metrics["val_copy_last_l1"])
     return metrics
