@@ -2,10 +2,14 @@
 Prefect users see them: one parent run with the stages nested, named and tagged flow runs,
 progress as log lines, and an experiment's runs in the project's own store."""
 
+import json
 import os
+import re
 import subprocess
 import sys
+import time
 
+import yaml
 from mlflow.tracking import MlflowClient
 
 from lawm import tracking
@@ -75,3 +79,45 @@ def test_the_project_root_of_a_dvc_experiment_copy(tmp_path):
     copy = tmp_path / "project" / ".dvc" / "tmp" / "exps" / "tmpabc123"
     assert tracking.project_root(copy) == (tmp_path / "project").resolve()
     assert tracking.project_root(tmp_path / "elsewhere") == (tmp_path / "elsewhere").resolve()
+
+
+def test_a_queued_regulariser_sweep_shows_in_exp_show_and_mlflow(project):  # noqa: F811
+    """The README's sweep: `dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show`."""
+    repo, env = project
+    env = default_store_env(env)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["latent_actions"]["variants"], params["controller"]["variants"] = ["sparse"], ["sparse"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    target = "evaluate_latent_actions@sparse"
+    run([sys.executable, "-m", "dvc", "repro", target], repo, env)  # the baseline, committed
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "baseline"], repo, env)
+
+    for l1 in (0.05, 0.2):
+        run([sys.executable, "-m", "dvc", "exp", "run", "--queue", target, "--name", f"l1-{l1}",
+             "-S", f"latent_actions.regularizers.sparse.l1={l1}"], repo, env)
+    run([sys.executable, "-m", "dvc", "queue", "start", "-j", "1"], repo, env)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run([sys.executable, "-m", "dvc", "queue", "status"], repo, env)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    shown = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, env=env,
+                                      capture_output=True, text=True, timeout=300, check=True).stdout)
+    experiments = {exp["name"]: exp["revs"][0]["data"] for entry in shown for exp in entry.get("experiments") or []}
+    assert set(experiments) == {"l1-0.05", "l1-0.2"}
+    capacity = {}
+    for name, data in experiments.items():
+        l1 = data["params"]["params.yaml"]["data"]["latent_actions"]["regularizers"]["sparse"]["l1"]
+        assert name == f"l1-{l1}"
+        metrics = data["metrics"]["data/metrics/evaluate_latent_actions/sparse.json"]["data"]
+        capacity[l1] = metrics["capacity_one_step_l1"]
+    assert capacity[0.05] != capacity[0.2]  # each experiment's own metrics, not the baseline's twice
+
+    _, evaluations = runs_in(repo, "evaluate_latent_actions")  # the queued runs land in the project's store
+    coefficients = sorted(float(r.data.params["regularizer.l1"]) for r in evaluations)
+    assert coefficients == [0.01, 0.05, 0.2]  # the baseline's default and the sweep
