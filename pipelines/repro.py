@@ -1,32 +1,141 @@
-"""`make repro`: `dvc repro [ARGS...]` under one Prefect server and one MLflow parent run.
+"""`make repro`: `dvc repro` under one Prefect server and one MLflow parent run, independent stages side by side.
 
-    python -m pipelines.repro [dvc repro arguments]
+    python -m pipelines.repro [--jobs N] [dvc repro arguments]
 
 Every stage's flow runs against the same Prefect server (`pipelines.prefect_server`), and every
-stage's MLflow run is a child of one run named after the command, which ends FAILED if
-`dvc repro` fails. Exits with `dvc repro`'s code.
+stage's MLflow run is a child of one run named after the command, which ends FAILED if a stage
+fails. Exits with `dvc repro`'s code.
+
+With one job this is a single `dvc repro [ARGS]`. With more (the default for the whole pipeline:
+`LAWM_JOBS`, else one per usable core), the stages run in the waves of DVC's own graph: a stage
+after every stage it depends on, and the stages of a wave, which are independent (the latent-action
+variants, the controllers), side by side. Each one is `dvc --wait-for-lock repro --single-item
+STAGE [ARGS]`, so it is still its own DVC stage, skipped when unchanged, with its own entry in
+dvc.lock (DVC's repo lock orders the writes), its own Prefect flow run and its own MLflow run. A
+wave's processes share the cores as intra-op threads (`LAWM_THREADS`): on 2 cores, two 1-thread
+trainings give 1.23x the steps per second of one 2-thread training (docs/benchmarks.md). Their
+output lines start with the stage's address. After a failed stage no new one starts.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from lawm import tracking
+from lawm.runtime import thread_count
 from pipelines.prefect_server import shared_server
 
+JOBS_ENV = "LAWM_JOBS"
 
-def run(args: list[str]) -> int:
-    command = ["dvc", "repro", *args]
-    with shared_server() as prefect_env:
+
+def default_jobs(environ: dict[str, str] | None = None) -> int:
+    """`LAWM_JOBS` if set, else one job per core this process may use (`lawm.runtime.thread_count`)."""
+    environ = os.environ if environ is None else environ
+    if value := environ.get(JOBS_ENV):
         try:
-            with tracking.pipeline_run(" ".join(command)) as mlflow_env:
-                subprocess.run(command, env={**os.environ, **prefect_env, **mlflow_env}, check=True)
-        except subprocess.CalledProcessError as err:
-            return err.returncode
+            jobs = int(value)
+        except ValueError:
+            raise ValueError(f"{JOBS_ENV}={value!r} is not a whole number of jobs") from None
+        if jobs < 1:
+            raise ValueError(f"{JOBS_ENV}={jobs}: at least 1 job")
+        return jobs
+    return thread_count(environ)
+
+
+def stage_waves(root: str = ".") -> list[list[str]]:
+    """The addresses of the pipeline's stages, in waves: each stage in a later wave than every
+    stage it depends on, and as early as that allows."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(root) as repo:
+        graph = repo.index.graph  # an edge from each stage to a stage whose output it reads
+        return [sorted(stage.addressing for stage in wave)
+                for wave in nx.topological_generations(graph.reverse(copy=False))]
+
+
+def run_stage(stage: str, args: Sequence[str], env: dict[str, str], lock: threading.Lock) -> int:
+    """`dvc repro --single-item STAGE`, its output lines prefixed with the stage's address."""
+    command = ["dvc", "--wait-for-lock", "repro", "--single-item", *args, stage]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as proc:
+        for line in proc.stdout:
+            with lock:
+                sys.stdout.write(f"[{stage}] {line}")
+                sys.stdout.flush()
+    return proc.returncode
+
+
+def run_waves(waves: list[list[str]], jobs: int, args: Sequence[str], env: dict[str, str]) -> int:
+    """Run every wave's stages, up to `jobs` at a time; the exit code of the first failed stage, or 0."""
+    lock, failed = threading.Lock(), []
+    cores = thread_count(env)
+
+    def one(stage: str, stage_env: dict[str, str]) -> None:
+        if not failed:  # after a failure, start nothing new
+            if code := run_stage(stage, args, stage_env, lock):
+                failed.append(code)
+
+    for wave in waves:
+        width = min(jobs, len(wave))
+        stage_env = {**env, "LAWM_THREADS": str(max(1, cores // width))}
+        with ThreadPoolExecutor(width) as pool:
+            list(pool.map(lambda stage: one(stage, stage_env), wave))
+        if failed:
+            return failed[0]
     return 0
 
 
+def run(args: list[str], jobs: int | None = None) -> int:
+    """`dvc repro ARGS` (one job) or the stages in waves (more); see the module docstring."""
+    targets = [a for a in args if not a.startswith("-")]
+    if jobs is None:
+        jobs = 1 if args else default_jobs()
+    elif jobs > 1 and targets:
+        raise ValueError(f"--jobs {jobs} runs the whole pipeline; for the targets {targets}, use --jobs 1")
+    command = ["dvc", "repro", *args]
+    with shared_server() as prefect_env:
+        with tracking.pipeline_run(" ".join(command)) as mlflow_env:
+            env = {**os.environ, **prefect_env, **mlflow_env}
+            if jobs == 1:
+                code = subprocess.run(command, env=env).returncode
+            else:
+                print(f"{jobs} jobs: independent stages side by side (--jobs 1 runs one `dvc repro`)", flush=True)
+                code = run_waves(stage_waves(), jobs, args, env)
+            if code:
+                raise StageFailed(code)
+    return 0
+
+
+class StageFailed(Exception):
+    """`dvc repro` exited with `code`: raised inside the parent run so that it ends FAILED."""
+
+    def __init__(self, code: int):
+        super().__init__(f"dvc repro exited with {code}")
+        self.code = code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=True)
+    parser.add_argument("--jobs", "-j", type=int, default=None,
+                        help=f"stages side by side (default: ${JOBS_ENV}, else one per core; 1 with dvc arguments)")
+    ours, dvc_args = parser.parse_known_args(argv)
+    try:
+        if ours.jobs is not None and ours.jobs < 1:
+            raise ValueError("--jobs: at least 1")
+        return run(dvc_args, ours.jobs)
+    except StageFailed as err:
+        return err.code
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(main())

@@ -7,12 +7,18 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from lawm import tracking
+from lawm.runtime import usable_cores
+from pipelines import repro
+from pipelines.repro import stage_waves
+from tests.conftest import ROOT
 from tests.test_dvc import project, run  # noqa: F401  (the fixture: a git + DVC copy with tiny params)
 from tests.test_serve import API
 
@@ -121,3 +127,62 @@ def test_a_queued_regulariser_sweep_shows_in_exp_show_and_mlflow(project):  # no
     _, evaluations = runs_in(repo, "evaluate_latent_actions")  # the queued runs land in the project's store
     coefficients = sorted(float(r.data.params["regularizer.l1"]) for r in evaluations)
     assert coefficients == [0.01, 0.05, 0.2]  # the baseline's default and the sweep
+
+
+def test_the_stages_come_in_waves_after_what_they_read():
+    waves = stage_waves(str(ROOT))
+    wave_of = {stage: i for i, wave in enumerate(waves) for stage in wave}
+    assert waves[0] == ["worlds"] and waves[-1] == ["report"]
+    variants = [s for s in wave_of if s.startswith("train_latent_actions@")]
+    assert len(variants) > 1 and len({wave_of[s] for s in variants}) == 1  # side by side
+    assert all(wave_of[s] > wave_of["cache_features"] for s in variants)
+    controllers = [s for s in wave_of if s.startswith("fit_controller@")]
+    assert min(wave_of[s] for s in controllers) > wave_of[variants[0]]
+    assert wave_of["evaluate_planning"] > max(wave_of[s] for s in controllers)
+
+
+def fake_stages(monkeypatch, fail: str = ""):
+    """run_stage replaced by one that records when each stage runs and with how many threads."""
+    events, running, lock = [], set(), threading.Lock()
+
+    def run_stage(stage, args, env, output_lock):
+        with lock:
+            running.add(stage)
+            events.append(("start", stage, env["LAWM_THREADS"], len(running)))
+        time.sleep(0.05)
+        with lock:
+            running.discard(stage)
+            events.append(("end", stage))
+        return 3 if stage == fail else 0
+
+    monkeypatch.setattr(repro, "run_stage", run_stage)
+    return events
+
+
+def test_a_waves_stages_run_side_by_side_with_a_share_of_the_cores(monkeypatch):
+    events = fake_stages(monkeypatch)
+    env = {**os.environ, "LAWM_THREADS": "2"}
+    assert repro.run_waves([["a"], ["b", "c", "d"], ["e"]], jobs=2, args=[], env=env) == 0
+    starts = {e[1]: e for e in events if e[0] == "start"}
+    cores = min(2, usable_cores())
+    assert starts["a"][2] == starts["e"][2] == str(cores)  # alone in its wave: every core
+    assert {starts[s][2] for s in "bcd"} == {str(max(1, cores // 2))}
+    assert max(e[3] for e in starts.values()) == 2  # never more than --jobs at once
+    order = [e[1] for e in events]
+    assert order.index("a") < min(order.index(s) for s in "bcd")  # a wave starts after the last one ended
+    assert order.index("e") > max(len(order) - 1 - order[::-1].index(s) for s in "bcd")
+
+
+def test_after_a_failed_stage_nothing_new_starts_and_its_code_is_returned(monkeypatch):
+    events = fake_stages(monkeypatch, fail="b")
+    assert repro.run_waves([["a"], ["b", "c"], ["e"]], jobs=1, args=[], env=dict(os.environ)) == 3
+    assert [e[1] for e in events if e[0] == "start"] == ["a", "b"]
+
+
+def test_jobs_come_from_the_knob_and_targets_need_one_job(capsys):
+    assert repro.default_jobs({"LAWM_JOBS": "3"}) == 3
+    assert repro.default_jobs({}) == usable_cores()
+    with pytest.raises(ValueError, match="LAWM_JOBS='many'"):
+        repro.default_jobs({"LAWM_JOBS": "many"})
+    assert repro.main(["--jobs", "2", "worlds"]) == 2  # before any server or run starts
+    assert "use --jobs 1" in capsys.readouterr().err
