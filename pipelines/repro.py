@@ -14,7 +14,8 @@ STAGE [ARGS]`, so it is still its own DVC stage, skipped when unchanged, with it
 dvc.lock (DVC's repo lock orders the writes), its own Prefect flow run and its own MLflow run. A
 wave's processes share the cores as intra-op threads (`LAWM_THREADS`): on 2 cores, two 1-thread
 trainings give 1.23x the steps per second of one 2-thread training (docs/benchmarks.md). Their
-output lines start with the stage's address. After a failed stage no new one starts.
+output lines start with the stage's address. Before each wave, DVC's status of its stages picks
+the ones to run, so an unchanged stage costs no process. After a failed stage no new one starts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from lawm import tracking
@@ -60,6 +61,15 @@ def stage_waves(root: str = ".") -> list[list[str]]:
                 for wave in nx.topological_generations(graph.reverse(copy=False))]
 
 
+def changed_stages(stages: list[str], root: str = ".") -> list[str]:
+    """Those of `stages` that `dvc repro` would run now (their `dvc status`): the others need no process."""
+    from dvc.repo import Repo
+
+    with Repo(root) as repo:
+        status = repo.status(targets=stages)  # {address: what changed}, for the changed stages only
+    return [stage for stage in stages if stage in status]
+
+
 def run_stage(stage: str, args: Sequence[str], env: dict[str, str], lock: threading.Lock) -> int:
     """`dvc repro --single-item STAGE`, its output lines prefixed with the stage's address."""
     command = ["dvc", "--wait-for-lock", "repro", "--single-item", *args, stage]
@@ -72,8 +82,10 @@ def run_stage(stage: str, args: Sequence[str], env: dict[str, str], lock: thread
     return proc.returncode
 
 
-def run_waves(waves: list[list[str]], jobs: int, args: Sequence[str], env: dict[str, str]) -> int:
-    """Run every wave's stages, up to `jobs` at a time; the exit code of the first failed stage, or 0."""
+def run_waves(waves: list[list[str]], jobs: int, args: Sequence[str], env: dict[str, str],
+              pending: Callable[[list[str]], list[str]] = changed_stages) -> int:
+    """Run the `pending` stages of every wave, up to `jobs` at a time, once the wave before has
+    ended; the exit code of the first failed stage, or 0."""
     lock, failed = threading.Lock(), []
     cores = thread_count(env)
 
@@ -83,10 +95,16 @@ def run_waves(waves: list[list[str]], jobs: int, args: Sequence[str], env: dict[
                 failed.append(code)
 
     for wave in waves:
-        width = min(jobs, len(wave))
+        todo = pending(wave)
+        for stage in wave:
+            if stage not in todo:
+                print(f"[{stage}] Stage '{stage}' didn't change, skipping", flush=True)
+        if not todo:
+            continue
+        width = min(jobs, len(todo))
         stage_env = {**env, "LAWM_THREADS": str(max(1, cores // width))}
         with ThreadPoolExecutor(width) as pool:
-            list(pool.map(lambda stage: one(stage, stage_env), wave))
+            list(pool.map(lambda stage: one(stage, stage_env), todo))
         if failed:
             return failed[0]
     return 0
@@ -107,7 +125,8 @@ def run(args: list[str], jobs: int | None = None) -> int:
                 code = subprocess.run(command, env=env).returncode
             else:
                 print(f"{jobs} jobs: independent stages side by side (--jobs 1 runs one `dvc repro`)", flush=True)
-                code = run_waves(stage_waves(), jobs, args, env)
+                forced = "-f" in args or "--force" in args
+                code = run_waves(stage_waves(), jobs, args, env, (lambda wave: wave) if forced else changed_stages)
             if code:
                 raise StageFailed(code)
     return 0

@@ -97,6 +97,9 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())
     out = run(dvc + ["repro"], repo, env)
     assert ran(out) == ["list_sources"]  # the parallel build left dvc.lock whole; the same listing reruns nothing
+    out = run([sys.executable, "-m", "pipelines.repro", "--jobs", "2"], repo, env)
+    assert ran(out) == ["list_sources"]  # the unchanged stages get no `dvc repro` process
+    assert "[report] Stage 'report' didn't change, skipping" in out
 
     protocols = repo / "lawm/planning/protocols.py"  # imported by evaluate_planning alone
     protocols.write_text(protocols.read_text() + "# an edit that changes no behaviour\n")

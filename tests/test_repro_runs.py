@@ -162,7 +162,7 @@ def fake_stages(monkeypatch, fail: str = ""):
 def test_a_waves_stages_run_side_by_side_with_a_share_of_the_cores(monkeypatch):
     events = fake_stages(monkeypatch)
     env = {**os.environ, "LAWM_THREADS": "2"}
-    assert repro.run_waves([["a"], ["b", "c", "d"], ["e"]], jobs=2, args=[], env=env) == 0
+    assert repro.run_waves([["a"], ["b", "c", "d"], ["e"]], jobs=2, args=[], env=env, pending=lambda w: w) == 0
     starts = {e[1]: e for e in events if e[0] == "start"}
     cores = min(2, usable_cores())
     assert starts["a"][2] == starts["e"][2] == str(cores)  # alone in its wave: every core
@@ -175,8 +175,17 @@ def test_a_waves_stages_run_side_by_side_with_a_share_of_the_cores(monkeypatch):
 
 def test_after_a_failed_stage_nothing_new_starts_and_its_code_is_returned(monkeypatch):
     events = fake_stages(monkeypatch, fail="b")
-    assert repro.run_waves([["a"], ["b", "c"], ["e"]], jobs=1, args=[], env=dict(os.environ)) == 3
+    assert repro.run_waves([["a"], ["b", "c"], ["e"]], jobs=1, args=[], env=dict(os.environ),
+                           pending=lambda w: w) == 3
     assert [e[1] for e in events if e[0] == "start"] == ["a", "b"]
+
+
+def test_only_the_changed_stages_of_a_wave_get_a_process(monkeypatch, capsys):
+    events = fake_stages(monkeypatch)
+    assert repro.run_waves([["a"], ["b", "c"]], jobs=2, args=[], env=dict(os.environ),
+                           pending=lambda w: [s for s in w if s != "b"]) == 0
+    assert [e[1] for e in events if e[0] == "start"] == ["a", "c"]
+    assert "[b] Stage 'b' didn't change, skipping" in capsys.readouterr().out
 
 
 def test_jobs_come_from_the_knob_and_targets_need_one_job(capsys):
