@@ -25,6 +25,12 @@ Names = Annotated[list[Name], Field(min_length=1)]
 DEVICE_PATTERN = r"^(cpu|auto|cuda(:\d+)?)$"
 
 
+def _require_multiple(value: int, name: str, of: int, of_name: str) -> None:
+    """ValueError unless `value` (called `name`) is a whole multiple of `of` (called `of_name`)."""
+    if value % of:
+        raise ValueError(f"{name} ({value}) must be a multiple of {of_name} ({of})")
+
+
 def _cuda_available(device: str) -> str:
     """A `cuda` device is refused on a machine without one (checked only when asked for)."""
     if device.startswith("cuda"):
@@ -127,8 +133,7 @@ class PixelsEncoderConfig(Strict):
 
     @model_validator(mode="after")
     def _patch_divides_image(self):
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        _require_multiple(self.image_size, "image_size", self.patch_size, "patch_size")
         return self
 
 
@@ -220,8 +225,7 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _heads_divide_dim(self):
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        _require_multiple(self.dim, "dim", self.heads, "heads")
         return self
 
 
@@ -355,9 +359,7 @@ class Params(Strict):
     @model_validator(mode="after")
     def _clip_fits_tubelets(self):
         tubelet = self.features.encoder.tubelet
-        if self.clips.frames % tubelet:
-            raise ValueError(f"clips.frames ({self.clips.frames}) must be a multiple of "
-                             f"features.encoder.tubelet ({tubelet})")
+        _require_multiple(self.clips.frames, "clips.frames", tubelet, "features.encoder.tubelet")
         states = self.clips.frames // tubelet
         for name, window in (("latent_actions", self.latent_actions.window), ("world_model", self.world_model.window)):
             if window > states:

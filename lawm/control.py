@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from lawm.dynamics import rollout
 from lawm.evaluation.capacity import latents
-from lawm.evaluation.probes import probe
+from lawm.evaluation.probes import linear_probe_r2
 from lawm.features import FeatureCache, clip_tensor
 from lawm.models.controller import ControlledWorldModel
 
@@ -49,7 +49,7 @@ def action_probe_r2(train: Transitions, val: Transitions) -> float:
     to a_t (each action dimension standardised). Near 0, no controller can steer the world model
     through the latents: it can only output their mean."""
     scale = train.actions.std(0).clamp_min(1e-6)  # [A]
-    return probe(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
+    return linear_probe_r2(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
 
 
 @torch.no_grad()

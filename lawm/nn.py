@@ -49,14 +49,25 @@ def frame_causal_mask(frames: int, tokens: int, device: torch.device | str | Non
     return frame[:, None] >= frame[None, :]  # [L, L]
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention with optional RoPE angles and boolean mask (SDPA)."""
+class MultiHead(nn.Module):
+    """What every attention layer shares: `heads` heads of dim / heads, and the output projection."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
         self.heads = heads
+
+    def merge(self, out: Tensor) -> Tensor:
+        """Attention output [B, H, L, hd] -> [B, L, dim]."""
+        return self.proj(out.transpose(1, 2).flatten(2))
+
+
+class Attention(MultiHead):
+    """Multi-head self-attention with optional RoPE angles and boolean mask (SDPA)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__(dim, heads)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
@@ -67,10 +78,6 @@ class Attention(nn.Module):
         if angles is not None:
             q, k = apply_rope(q, angles), apply_rope(k, angles)
         return q, k, v
-
-    def merge(self, out: Tensor) -> Tensor:
-        """Attention output [B, H, L, hd] -> [B, L, dim]."""
-        return self.proj(out.transpose(1, 2).flatten(2))
 
     def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         q, k, v = self.heads_of(x, angles)  # 3 x [B, H, L, hd]
@@ -90,22 +97,18 @@ class Attention(nn.Module):
         return self.merge(F.scaled_dot_product_attention(q, k, v)), (k, v)  # [B, N, dim]
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(MultiHead):
     """Multi-head attention of queries [B, Q, dim] over a memory [B, M, dim] (no positions)."""
 
     def __init__(self, dim: int, heads: int):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
-        self.heads = heads
+        super().__init__(dim, heads)
         self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
 
     def forward(self, queries: Tensor, memory: Tensor) -> Tensor:
         B, Q, _ = queries.shape
         q = self.q(queries).view(B, Q, self.heads, -1).transpose(1, 2)  # [B, H, Q, hd]
         k, v = self.kv(memory).view(B, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, H, M, hd]
-        out = F.scaled_dot_product_attention(q, k, v)  # [B, H, Q, hd]
-        return self.proj(out.transpose(1, 2).reshape(B, Q, -1))  # [B, Q, dim]
+        return self.merge(F.scaled_dot_product_attention(q, k, v))  # [B, Q, dim]
 
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:

@@ -9,7 +9,7 @@ from lawm.config import ModelConfig, NoRegularizer
 from lawm.evaluation.capacity import latent_use
 from lawm.evaluation.leakage import leakage, partner_order, stitch
 from lawm.evaluation.locality import agent_cells, concentration
-from lawm.evaluation.probes import probe, r2
+from lawm.evaluation.probes import linear_probe_r2, r2
 from lawm.evaluation.transfer import transfer
 from lawm.models import build_latent_action_model
 
@@ -62,13 +62,13 @@ def test_probe_recovers_a_linear_map_and_not_noise():
     rng = np.random.default_rng(0)
     z_tr, z_va = rng.normal(size=(400, 8)), rng.normal(size=(200, 8))
     w = rng.normal(size=(8, 3))
-    assert probe(torch.tensor(z_tr), z_tr @ w, torch.tensor(z_va), z_va @ w) > 0.99
+    assert linear_probe_r2(torch.tensor(z_tr), z_tr @ w, torch.tensor(z_va), z_va @ w) > 0.99
     dead = np.concatenate([z_tr, np.full((400, 2), 1e-9) * rng.normal(size=(400, 2))], axis=1)  # near-constant dims
     dead_va = np.concatenate([z_va, rng.normal(size=(200, 2))], axis=1)  # that vary on held-out data
-    assert probe(torch.tensor(dead), dead[:, :8] @ w, torch.tensor(dead_va), z_va @ w) > 0.99
-    assert probe(torch.zeros(400, 4), z_tr @ w, torch.zeros(200, 4), z_va @ w) < 0.01  # a constant latent
+    assert linear_probe_r2(torch.tensor(dead), dead[:, :8] @ w, torch.tensor(dead_va), z_va @ w) > 0.99
+    assert linear_probe_r2(torch.zeros(400, 4), z_tr @ w, torch.zeros(200, 4), z_va @ w) < 0.01  # a constant latent
     noise = rng.normal(size=(400, 3))
-    assert probe(torch.tensor(z_tr), noise, torch.tensor(z_va), rng.normal(size=(200, 3))) < 0.05
+    assert linear_probe_r2(torch.tensor(z_tr), noise, torch.tensor(z_va), rng.normal(size=(200, 3))) < 0.05
     assert r2(np.ones((4, 1)) * np.arange(4)[:, None], np.arange(4)[:, None] * 1.0) == pytest.approx(1.0)
 
 

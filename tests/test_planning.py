@@ -11,7 +11,7 @@ from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldM
 from lawm.planning.cem import cem, goal_cost, sample_plans
 from lawm.planning.closed_loop import Timing, wilson_interval
 from lawm.planning.planners import CEMPlanner, Oracle, RandomPlanner
-from lawm.planning.protocols import Segments, arm_delta, ate, integrate_poses, plan, rpe
+from lawm.planning.protocols import Segments, arm_delta, ate, droid_metrics, integrate_poses, plan, rpe
 
 BOX = torch.full((2,), -3.0), torch.full((2,), 3.0)
 
@@ -80,6 +80,15 @@ def test_arm_delta_on_a_hand_made_case():
     planned = torch.tensor([[[0.1, 0.0], [0.0, 0.1], [0.1, 0.1]]])
     true = torch.tensor([[[0.2, 0.1], [0.0, 0.0], [0.0, 0.0]]])
     torch.testing.assert_close(arm_delta(planned, true), torch.tensor([0.1]))  # |0.2-0.2| + |0.2-0.1|
+    two = droid_metrics(planned.repeat(2, 1, 1), true.repeat(2, 1, 1))  # two equal episodes
+    assert two["delta_relative"] == pytest.approx(0.1 / 0.3) and two["delta_sem"] == 0  # over |0.2| + |0.1|
+
+
+def test_droid_metrics_of_still_references_have_no_relative_delta():
+    planned = torch.tensor([[[0.1, 0.0], [0.0, 0.1]], [[0.1, 0.0], [0.0, 0.1]]])
+    metrics = droid_metrics(planned, torch.zeros_like(planned))  # no true motion to be relative to
+    assert metrics["delta"] == pytest.approx(0.2)
+    assert math.isnan(metrics["delta_relative"])
 
 
 def test_poses_integrate_in_the_body_frame():

@@ -55,7 +55,7 @@ def r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float(1.0 - ((y - pred) ** 2).sum() / max(sst, 1e-12))
 
 
-def probe(z_train: torch.Tensor, y_train: np.ndarray, z_val: torch.Tensor, y_val: np.ndarray) -> float:
+def linear_probe_r2(z_train: torch.Tensor, y_train: np.ndarray, z_val: torch.Tensor, y_val: np.ndarray) -> float:
     """Held-out R^2 of a linear probe: z [M, L] (one latent per transition) -> y [M, K]."""
     x_tr, x_va = z_train.numpy().astype(np.float64), z_val.numpy().astype(np.float64)
     std = x_tr.std(0)  # [L]

@@ -11,7 +11,7 @@ import torch
 from lawm.evaluation.capacity import latents, one_step_error
 from lawm.evaluation.leakage import leakage, partner_order
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
-from lawm.evaluation.probes import motion_targets, probe
+from lawm.evaluation.probes import linear_probe_r2, motion_targets
 from lawm.evaluation.transfer import transfer
 from lawm.features import FeatureCache, StateWindows, clip_tensor
 
@@ -54,8 +54,8 @@ def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,
         z_train = latents(model, clip_tensor(cache, train))
         y_train, y_val = motion_targets(train, tubelet), motion_targets(val, tubelet)
         for group in y_val:
-            metrics[f"probe_r2_{group}"] = probe(z_train.flatten(0, 1), y_train[group].reshape(-1, y_train[group].shape[-1]),
-                                                 z_val.flatten(0, 1), y_val[group].reshape(-1, y_val[group].shape[-1]))
+            y_tr, y_va = (y[group].reshape(-1, y[group].shape[-1]) for y in (y_train, y_val))  # [M, K]
+            metrics[f"probe_r2_{group}"] = linear_probe_r2(z_train.flatten(0, 1), y_tr, z_val.flatten(0, 1), y_va)
         metrics["locality_concentration"] = locality(model, cache, val, clips, tubelet)
     return metrics, artifacts
 

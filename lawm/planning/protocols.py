@@ -93,11 +93,11 @@ def plan(planner: Planner, segments: Segments, space: ActionSpace, cfg: Protocol
 
 
 def droid_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
-    """Δ (mean, standard error) and Δ relative to |sum of true actions|_1."""
+    """Δ (mean, standard error) and Δ relative to |sum of true actions|_1 (NaN when every true sum is 0)."""
     delta = arm_delta(planned, true)  # [E]
     scale = true.sum(1).abs().sum(-1).mean().item()
     return {"delta": delta.mean().item(), "delta_sem": (delta.std() / np.sqrt(len(delta))).item(),
-            "delta_relative": delta.mean().item() / scale}
+            "delta_relative": delta.mean().item() / scale if scale > 0 else float("nan")}
 
 
 def recon_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
