@@ -132,11 +132,15 @@ class ShardBuilder:
 
     def build(self, shard: int) -> pd.DataFrame:
         """Decode, encode and write one shard; returns its storage rows."""
-        rows = self.shards[shard]
-        frames = self.decoder.decode(rows)
-        states = encode_batched(self.encoder, frames, self.cfg.batch_size)
-        return write_shard(self.root, shard, rows["clip_id"].tolist(),
-                           [to_storage(s, self.cfg.dtype) for s in states], self.cfg.dtype)
+        return write_states(self.root, shard, self.shards[shard], self.decoder, self.encoder, self.cfg)
+
+
+def write_states(root: Path, shard: int, rows: pd.DataFrame, decoder: ClipDecoder, encoder: FrozenEncoder,
+                 cfg: FeaturesConfig) -> pd.DataFrame:
+    """Decode, encode and write `rows` as shard `shard`; returns its storage rows."""
+    states = encode_batched(encoder, decoder.decode(rows), cfg.batch_size)
+    return write_shard(Path(root), shard, rows["clip_id"].tolist(), [to_storage(s, cfg.dtype) for s in states],
+                       cfg.dtype)
 
 
 INDEX_COLUMNS = ["clip_id", "video", "rel", "domain", "split", "start_s", "frame_indices", "width", "height", "gt"]
@@ -166,26 +170,54 @@ class CacheBuild:
     index: pd.DataFrame
 
 
+@dataclass
+class CachePlan:
+    """A cache folder prepared for its key, and the shards still to encode."""
+
+    root: Path
+    key: str
+    shards: list[pd.DataFrame]  # the clip rows of every shard
+    todo: list[int]  # shards not written yet (all of them, unless a killed run wrote some)
+
+
+def plan_cache(root: Path, clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig, code: str) -> CachePlan:
+    """Prepare `root` for the cache of `clips` (emptied if it holds another key) and list what is left."""
+    root = Path(root)
+    key = cache_key(clips, encoder, cfg, code)
+    prepare_output_dir(root, key)
+    shards = plan_shards(clips, cfg.clips_per_shard)
+    return CachePlan(root, key, shards, [s for s in range(len(shards)) if not shard_done(root, s)])
+
+
+def finish_cache(plan: CachePlan, clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig) -> CacheBuild:
+    """Index the cache once every shard of `plan` is written."""
+    meta = {"states_key": plan.key, "encoder": encoder.describe(), "dtype": cfg.dtype, "clips": len(clips),
+            "shards": len(plan.shards)}
+    index = build_index(plan.root, clips, len(plan.shards), encoder.tubelet, meta)
+    return CacheBuild(plan.key, len(plan.shards), plan.todo, index)
+
+
 def build_cache(root: Path, clips: pd.DataFrame, encoder: FrozenEncoder, cfg: FeaturesConfig, decode_timeout_s: float,
                 code: str, run_shard: Callable[[ShardBuilder, int], object] | None = None,
                 progress: Callable[[int, int, int], None] | None = None) -> CacheBuild:
-    """Build (or resume, or reuse) the cache of `clips` in `root`, then index it.
+    """Build (or resume, or reuse) the cache of `clips` in `root`, then index it, in this process.
 
     `code` is the building stage's code version (part of the key). run_shard(builder, shard)
     builds one shard (default: `builder.build`; tests wrap it to fail a shard); progress(shard,
     done, todo) is called after each. The decoding workers live for this call only.
     """
-    root = Path(root)
-    key = cache_key(clips, encoder, cfg, code)
-    prepare_output_dir(root, key)
+    plan = plan_cache(root, clips, encoder, cfg, code)
     with ClipDecoder(cfg.decode_workers, decode_timeout_s, decode_short_side(cfg)) as decoder:
-        builder = ShardBuilder(root, clips, encoder, decoder, cfg)
-        todo = [s for s in range(len(builder.shards)) if not shard_done(root, s)]
-        for done, shard in enumerate(todo, 1):
+        builder = ShardBuilder(plan.root, clips, encoder, decoder, cfg)
+        for done, shard in enumerate(plan.todo, 1):
             (run_shard or ShardBuilder.build)(builder, shard)
             if progress is not None:
-                progress(shard, done, len(todo))
-    meta = {"states_key": key, "encoder": encoder.describe(), "dtype": cfg.dtype, "clips": len(clips),
-            "shards": len(builder.shards)}
-    index = build_index(root, clips, len(builder.shards), encoder.tubelet, meta)
-    return CacheBuild(key, len(builder.shards), todo, index)
+                progress(shard, done, len(plan.todo))
+    return finish_cache(plan, clips, encoder, cfg)
+
+
+def build_shard(root: Path, rows: pd.DataFrame, shard: int, encoder: FrozenEncoder, cfg: FeaturesConfig,
+                decode_timeout_s: float) -> pd.DataFrame:
+    """Decode, encode and write `rows` as shard `shard` on its own (a task on another worker)."""
+    with ClipDecoder(cfg.decode_workers, decode_timeout_s, decode_short_side(cfg)) as decoder:
+        return write_states(root, shard, rows, decoder, encoder, cfg)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
@@ -85,11 +85,13 @@ def cut_clips(video: pd.Series, probe: VideoProbe, cfg: ClipsConfig, split: str)
 
 
 def extract(cfg: ClipsConfig, sources: pd.DataFrame | None = None, progress: bool = True,
-            probe: Callable[[str, float], VideoProbe] = probe_video) -> tuple[pd.DataFrame, pd.DataFrame]:
+            probe: Callable[[str, float], VideoProbe] = probe_video,
+            probed: Mapping[str, VideoProbe | str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The clip manifest and the rejects manifest (video, rel, reason) of `cfg.sources`.
 
-    sources: its inventory (`lawm.sources.inventory`), taken afresh when not given. Every
-    candidate ends up with clips or with exactly one reject row.
+    sources: its inventory (`lawm.sources.inventory`), taken afresh when not given. probed: each
+    usable video's `probe_many` result, where they were probed elsewhere (on a Dask cluster);
+    otherwise they are probed here. Every candidate ends up with clips or with exactly one reject row.
     """
     if sources is None:
         sources = inventory(cfg.sources, cfg.extensions)
@@ -98,8 +100,10 @@ def extract(cfg: ClipsConfig, sources: pd.DataFrame | None = None, progress: boo
     videos = sources[~rejected].set_index("video", drop=False)
     split = split_of(videos, cfg.val_share)
     clips: list[dict] = []
-    for path, result in probe_many(videos["video"].tolist(), cfg.fps, cfg.decode_timeout_s, cfg.workers,
-                                   probe=probe, progress=progress):
+    paths = videos["video"].tolist()
+    results = (((p, probed[p]) for p in paths) if probed is not None else
+               probe_many(paths, cfg.fps, cfg.decode_timeout_s, cfg.workers, probe=probe, progress=progress))
+    for path, result in results:
         video = videos.loc[path]
         if isinstance(result, str):
             rejects.append({"video": path, "rel": video["rel"], "reason": result})

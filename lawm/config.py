@@ -46,6 +46,8 @@ def _cuda_available(device: str) -> str:
 
 
 Device = Annotated[str, Field(pattern=DEVICE_PATTERN), AfterValidator(_cuda_available)]  # cpu | auto | cuda | cuda:N
+DASK_PATTERN = r"^(none|local|tcp://\S+)$"
+DaskScheduler = Annotated[str, Field(pattern=DASK_PATTERN)]
 
 
 def _dotted(ext: str) -> str:
@@ -130,6 +132,7 @@ class PixelsEncoderConfig(Strict):
     patch_size: PositiveInt
     tubelet: PositiveInt
     blur: Annotated[float, Field(ge=0)]  # Gaussian std in pixels before patching (0 = none)
+    gain_norm: bool  # each frame scaled to mean intensity 0.5 first: states blind to global brightness gain
 
     @model_validator(mode="after")
     def _patch_divides_image(self):
@@ -167,7 +170,6 @@ class FeaturesConfig(Strict):
     batch_size: PositiveInt  # clips per encoder forward pass
     decode_workers: PositiveInt  # processes decoding clips while the encoder runs
     decode_oversample: Annotated[float, Field(ge=1)]  # decode at this x image_size, then antialias down
-    device: Device
 
 
 # --- stage `train_latent_actions` ---------------------------------------------------------------
@@ -242,6 +244,12 @@ class TrainConfig(Strict):
     checkpoint_every: PositiveInt
     log_every: PositiveInt
     num_workers: Annotated[int, Field(ge=0)]  # DataLoader workers
+    processes: PositiveInt  # training processes under torchrun (lawm.distributed); batch_size is the global batch
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self):
+        _require_multiple(self.batch_size, "batch_size", self.processes, "processes")
+        return self
 
 
 class LatentActionsConfig(Strict):
@@ -348,6 +356,9 @@ class PlanningConfig(Strict):
 
 class Params(Strict):
     seed: int
+    device: Device  # where every stage runs its models: the encoder, training, evaluation, planning
+    dask: DaskScheduler  # where per-video and per-shard work runs: none | local | tcp://scheduler:8786
+    dask_workers: PositiveInt  # workers of a `local` cluster
     worlds: WorldsConfig
     clips: ClipsConfig
     features: FeaturesConfig
@@ -355,6 +366,22 @@ class Params(Strict):
     world_model: WorldModelConfig
     controller: ControllerConfig
     planning: PlanningConfig
+
+    @model_validator(mode="after")
+    def _processes_fit_the_gpus(self):
+        """Under torchrun each process takes one GPU, so a GPU run needs as many."""
+        if self.device == "cpu":
+            return self
+        import torch
+
+        if not torch.cuda.is_available():  # `auto` on a machine without CUDA: the CPU
+            return self
+        gpus = torch.cuda.device_count()
+        for name, train in (("latent_actions", self.latent_actions.train), ("world_model", self.world_model.train),
+                            ("controller", self.controller.train)):
+            if train.processes > gpus:
+                raise ValueError(f"{name}.train.processes ({train.processes}) needs one GPU each; this machine has {gpus}")
+        return self
 
     @model_validator(mode="after")
     def _clip_fits_tubelets(self):
@@ -485,3 +512,15 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
             raise ConfigError(f"override {dotted!r}: no such field")
         node[leaf] = value
     return validate_params(raw, "overrides")
+
+
+def with_profile(params: Params, path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """`params` with a profile's dotted keys replaced (profiles/*.yaml), then `overrides`, re-validated."""
+    path = Path(path)
+    try:
+        raw = _load_yaml(path.read_text(), str(path))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the profile: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a profile is a mapping of dotted params keys to values")
+    return with_overrides(params, {**raw, **(overrides or {})})

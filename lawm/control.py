@@ -11,6 +11,7 @@ from lawm.evaluation.capacity import latents
 from lawm.evaluation.probes import linear_probe_r2
 from lawm.features import FeatureCache, clip_tensor
 from lawm.models.controller import ControlledWorldModel
+from lawm.runtime import device_of
 
 
 def domain_actions(cache: FeatureCache, domain: str, split: str = "train") -> Tensor:
@@ -62,12 +63,13 @@ def rollout_errors(lam, controllers: dict, cache: FeatureCache, domain: str, spl
     clips = clip_tensor(cache, rows)  # [M, S, N, D]
     actions = torch.stack([cache.actions(cid) for cid in rows["clip_id"]])  # [M, S-1, A]
     sums = {name: torch.zeros(clips.shape[1] - 1) for name in ["idm", *controllers]}
+    device = device_of(lam)
     for lo in range(0, len(clips), batch_size):
-        states, acts = clips[lo:lo + batch_size], actions[lo:lo + batch_size]  # [b, S, N, D], [b, S-1, A]
+        states, acts = clips[lo:lo + batch_size].to(device), actions[lo:lo + batch_size].to(device)  # [b, S, N, D], [b, S-1, A]
         z = lam.infer_latents(states)  # [b, S-1, L]
         preds = {"idm": lam.predictor.rollout(states[:, :1], z)}  # [b, S-1, N, D]
         for name, ctrl in controllers.items():
             preds[name] = rollout(ControlledWorldModel(lam.predictor, ctrl), states[:, 0], acts)
         for name, pred in preds.items():
-            sums[name] += (pred - states[:, 1:]).abs().mean(dim=(2, 3)).sum(0)
+            sums[name] += (pred - states[:, 1:]).abs().mean(dim=(2, 3)).sum(0).cpu()
     return {name: s / len(clips) for name, s in sums.items()}

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from lawm.nn import KV
+from lawm.runtime import device_of
 
 
 class Dynamics(Protocol):
@@ -49,9 +50,13 @@ class ActionSpace:
 
 
 def rollout(dynamics: Dynamics, start: Tensor, actions: Tensor) -> Tensor:
-    """start [B, N, D], real actions [B, H, A] -> the predicted states s_1..s_H [B, H, N, D]."""
-    past, state, states = None, start, []
+    """start [B, N, D], real actions [B, H, A] -> the predicted states s_1..s_H [B, H, N, D].
+
+    Runs on the dynamics' device (lawm.runtime.device_of); the states come back on start's.
+    """
+    device = device_of(dynamics)
+    past, state, states = None, start.to(device), []
     for i in range(actions.shape[1]):
-        state, past = dynamics.step(state, actions[:, i], past)  # [B, N, D]
+        state, past = dynamics.step(state, actions[:, i].to(device), past)  # [B, N, D]
         states.append(state)
-    return torch.stack(states, dim=1)
+    return torch.stack(states, dim=1).to(start.device)

@@ -110,6 +110,10 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self.index)
 
+    def __getstate__(self) -> dict:
+        """Pickled (for another process) without its memory maps, which reopen lazily there."""
+        return {**self.__dict__, "_maps": {}}
+
     @property
     def grid(self) -> tuple[int, int]:
         """(h, w): the token grid of one state."""

@@ -50,7 +50,10 @@ def frame_causal_mask(frames: int, tokens: int, device: torch.device | str | Non
 
 
 class MultiHead(nn.Module):
-    """What every attention layer shares: `heads` heads of dim / heads, and the output projection."""
+    """What every attention layer shares: `heads` heads of dim / heads, and merging them through `proj`.
+
+    A subclass creates `proj` after its input projections, so the initial weights are drawn in
+    the same order as before this base existed."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()

@@ -1,4 +1,8 @@
-"""How a lawm process uses the CPU: intra-op threads, and how its OpenMP threads wait.
+"""How a lawm process uses the machine: its torch device, its CPU intra-op threads, and how its
+OpenMP threads wait.
+
+`resolve_device` turns the `device` param (cpu | auto | cuda | cuda:N, validated by lawm.config)
+into a torch device; `auto` is the first CUDA device where there is one, else the CPU.
 
 torch's OpenMP threads spin for a while at every barrier before they sleep. Two processes that
 run as many threads as there are cores then hold each other up: a descheduled thread keeps all
@@ -55,3 +59,23 @@ def configure_threads() -> int:
     n = thread_count()
     torch.set_num_threads(n)
     return n
+
+
+def resolve_device(name: str):
+    """The torch.device the `device` param names (see the module docstring); under torchrun a CUDA
+    device is the rank's own GPU (lawm.distributed.rank_device)."""
+    import torch
+
+    from lawm.distributed import rank_device
+
+    if name == "auto":
+        return rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return rank_device(torch.device(name))
+
+
+def device_of(model) -> "torch.device":  # noqa: F821
+    """The device of a model's parameters: the CPU for one without any (a simulator, a planner)."""
+    import torch
+
+    parameters = getattr(model, "parameters", None)
+    return next(parameters(), torch.empty(0)).device if parameters is not None else torch.device("cpu")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import numpy as np
 
 EXPERIMENT = "lawm"
 PARENT_RUN = "LAWM_PARENT_RUN_ID"  # environment: the pipeline run that stage runs nest under
+STAGE_RUN = "LAWM_STAGE_RUN_ID"  # environment: the stage run a worker process logs into (lawm.distributed)
 DVC_EXPERIMENT_COPIES = (".dvc", "tmp", "exps")  # where `dvc exp run --temp/--queue` copies the project
 
 
@@ -129,10 +131,24 @@ def pipeline_run(name: str) -> Iterator[dict[str, str]]:
         yield {PARENT_RUN: run.info.run_id, "MLFLOW_TRACKING_URI": tracking_uri()}
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+def stage_run_env() -> dict[str, str]:
+    """The environment under which a subprocess logs into this process's active run (`log_metrics`)."""
     import mlflow
 
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    run = mlflow.active_run()
+    return {} if run is None else {STAGE_RUN: run.info.run_id, "MLFLOW_TRACKING_URI": tracking_uri()}
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Into the active run; in a subprocess without one (a torchrun worker), into LAWM_STAGE_RUN_ID's."""
+    import mlflow
+
+    values = {k: float(v) for k, v in metrics.items()}
+    if mlflow.active_run() is None and os.environ.get(STAGE_RUN):
+        mlflow.MlflowClient(tracking_uri()).log_batch(os.environ[STAGE_RUN], metrics=[
+            mlflow.entities.Metric(k, v, int(time.time() * 1000), step or 0) for k, v in values.items()])
+        return
+    mlflow.log_metrics(values, step=step)
 
 
 def log_input(clips, name: str, source: str, context: str = "training") -> None:

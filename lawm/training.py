@@ -12,6 +12,12 @@ Every model (latent-action model, real-action world model, controller) trains th
   not 2-D) and get AdamW. AdamW decays only tensors with >= 2 dims (not biases or norm gains).
 * Schedule: `lr_factor` (linear warmup over `warmup_share * steps`, then cosine to 0) scales the
   base lr of every optimiser; it is a pure function of the step, so it needs no saved state.
+* Device: the model's (`lawm.runtime.device_of`); batches move to it. On a CUDA device the loss
+  runs under bf16 autocast (bf16 matmuls with fp32 accumulation; fp32 master weights, optimiser
+  state and loss reductions); on a CPU everything stays fp32.
+* Processes: under torchrun (`lawm.distributed`), one DistributedDataParallel replica per process,
+  each on its share of every global batch; `cfg.batch_size` stays the global batch. Only rank 0
+  writes checkpoints and calls `log`; the logged values are the means over the ranks.
 * Determinism: the batch of step k is a pure function of (seed, k) (`StepBatchSampler`), and torch's,
   numpy's and Python's global RNGs are reseeded from (seed, k) before step k, so the model's own
   randomness (dropout, noise, VQ resets) does not depend on resuming. `dataset[i]` must be
@@ -20,6 +26,7 @@ Every model (latent-action model, real-action world model, controller) trains th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import random
@@ -35,8 +42,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lawm.config import TrainConfig
+from lawm.distributed import mean_over_ranks, share, world
 from lawm.io import fingerprint, write_torch
 from lawm.optim import Muon
+from lawm.runtime import device_of
 
 CHECKPOINT = "last.pt"
 LossFn = Callable[[nn.Module, dict], tuple[Tensor, dict[str, float]]]
@@ -76,13 +85,18 @@ class StepBatchSampler(Sampler[list[int]]):
     """Yields the index lists of steps `start .. steps-1`; step k's batch depends only on (seed, k).
 
     Sample positions k*B .. k*B+B-1 of an endless stream of epochs, each epoch a permutation of the
-    dataset drawn from a generator seeded by (seed, epoch); batches may straddle epochs.
+    dataset drawn from a generator seeded by (seed, epoch); batches may straddle epochs. With
+    `processes` > 1, rank `rank` gets its share of each batch (`lawm.distributed.share`).
     """
 
-    def __init__(self, length: int, batch_size: int, steps: int, seed: int, start: int = 0):
+    def __init__(self, length: int, batch_size: int, steps: int, seed: int, start: int = 0,
+                 rank: int = 0, processes: int = 1):
         if length == 0:
             raise ValueError("cannot train on an empty dataset")
+        if batch_size % processes:
+            raise ValueError(f"batch_size {batch_size} does not split evenly over {processes} processes")
         self.length, self.batch_size, self.steps, self.seed, self.start = length, batch_size, steps, seed, start
+        self.rank, self.processes = rank, processes
         self._perms: dict[int, list[int]] = {}
 
     def _perm(self, epoch: int) -> list[int]:
@@ -96,7 +110,7 @@ class StepBatchSampler(Sampler[list[int]]):
         return [self._perm(p // self.length)[p % self.length] for p in positions]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (self.batch(k) for k in range(self.start, self.steps))
+        return (share(self.batch(k), self.rank, self.processes) for k in range(self.start, self.steps))
 
     def __len__(self) -> int:
         return self.steps - self.start
@@ -165,6 +179,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     from lawm.progress import progress as progress_bar
 
     checkpoint = Path(checkpoint_dir) / CHECKPOINT
+    rank, processes = world()
     key = run_fingerprint(model, dataset, cfg, seed)
     optimizers = make_optimizers(model, cfg)
     start, sums, count, final = 0, {}, 0, {}
@@ -182,6 +197,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
         resumed_from = start
 
     def save(step: int) -> None:
+        if rank != 0:
+            return
         state = {"fingerprint": key, "step": step, "model": model.state_dict(),
                  "optimizers": [opt.state_dict() for opt, _ in optimizers],
                  "sums": sums, "count": count, "final_metrics": final}
@@ -190,12 +207,18 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     if start >= cfg.steps:  # a finished run: nothing left to do
         model.eval()
         return TrainResult(step=start, final_metrics=final, resumed_from=resumed_from, checkpoint=checkpoint)
-    device = next(model.parameters()).device
+    device = device_of(model)
+    precision = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                 else contextlib.nullcontext())
     params = [p for p in model.parameters() if p.requires_grad]
-    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed, start),
+    net = model if processes == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None)
+    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed, start,
+                                                                rank, processes),
                         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+                        pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(_seed_of(seed, "loader")))
-    bar = progress_bar(total=cfg.steps, initial=start, desc=desc, unit="step", disable=not progress)
+    bar = progress_bar(total=cfg.steps, initial=start, desc=desc, unit="step", disable=not progress or rank != 0)
     model.train()
     tick, samples = time.perf_counter(), 0
     try:
@@ -207,8 +230,10 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
                 for group in opt.param_groups:
                     group["lr"] = lr
                 opt.zero_grad(set_to_none=True)
-            loss, terms = loss_fn(model, _to(batch, device))
-            value = float(loss.detach())
+            with precision:
+                loss, terms = loss_fn(net, _to(batch, device))
+            values = mean_over_ranks({**{k: float(v) for k, v in terms.items()}, "loss": float(loss.detach())}, device)
+            value = values["loss"]
             if not math.isfinite(value):
                 raise NonFiniteLossError(f"{desc}: non-finite loss {value} at step {step} (terms: {terms})")
             loss.backward()
@@ -219,7 +244,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
             for opt, _ in optimizers:
                 opt.step()
             done = step + 1
-            for k, v in {**terms, "loss": value, "grad_norm": grad_norm}.items():
+            for k, v in {**values, "grad_norm": grad_norm}.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
             samples += cfg.batch_size
@@ -228,7 +253,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
             if done % cfg.log_every == 0 or done == cfg.steps:
                 final = {**{k: v / count for k, v in sums.items()}, **lrs}
                 now = time.perf_counter()
-                if log is not None:
+                if log is not None and rank == 0:
                     log({**final, "samples_per_s": samples / max(now - tick, 1e-9)}, done)
                 sums, count, tick, samples = {}, 0, now, 0
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:

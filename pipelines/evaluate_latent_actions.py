@@ -20,6 +20,7 @@ from lawm.evaluation.suite import evaluate
 from lawm.features import FeatureCache, clip_tensor
 from lawm.io import write_parquet
 from lawm.models.saved import load_model
+from lawm.runtime import resolve_device
 from pipelines.layout import FEATURES, evaluation, latent_actions
 from pipelines.stage import Stopwatch, main, write_metrics
 
@@ -30,7 +31,7 @@ def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, 
     of each labelled domain, and the real domains'; return the metrics and the figures written to `out`."""
     log = get_run_logger()
     cfg = params.latent_actions
-    model = load_model(model_path)
+    model = load_model(model_path, resolve_device(params.device))
     metrics, artifacts = evaluate(model, str(cache.root), cfg.domains)
     for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
         if any(cache.select(split, [domain]).empty for split in ("train", "val")):

@@ -20,10 +20,11 @@ from lawm.evaluation import plots
 from lawm.features import FeatureCache
 from lawm.models.controller import ControlledWorldModel
 from lawm.models.saved import load_model
-from lawm.planning import evaluate
+from lawm.planning import trials
 from lawm.planning.closed_loop import Timing
 from lawm.planning.domains import labelled
 from lawm.planning.planners import CEMPlanner, Oracle, Planner, RandomPlanner
+from lawm.runtime import resolve_device
 from lawm.worlds import make_sim
 from pipelines.layout import FEATURES, PLANNING, controllers, latent_actions, world_model
 from pipelines.stage import Stopwatch, main, write_metrics
@@ -31,11 +32,11 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 def load_planners(params: Params, domain: str) -> dict[str, Planner]:
     """Name -> planner: the real-action world model, each variant through its controller, random, oracle."""
-    batch = params.planning.batch
-    planners = {"world_model": CEMPlanner(load_model(world_model(domain) / "model.pt"), batch)}
+    batch, device = params.planning.batch, resolve_device(params.device)
+    planners = {"world_model": CEMPlanner(load_model(world_model(domain) / "model.pt", device), batch)}
     for variant in params.controller.variants:
-        lam = load_model(latent_actions(variant) / "model.pt")
-        controller = load_model(controllers(variant, domain) / "controller.pt")
+        lam = load_model(latent_actions(variant) / "model.pt", device)
+        controller = load_model(controllers(variant, domain) / "controller.pt", device)
         planners[variant] = CEMPlanner(ControlledWorldModel(lam.predictor, controller), batch)
     return {**planners, "random": RandomPlanner(), "oracle": Oracle()}
 
@@ -46,14 +47,14 @@ def plan_domain(domain: str, params: Params, cache: FeatureCache, out_dir: str) 
     space = ActionSpace.from_actions(domain_actions(cache, domain))
     planners = load_planners(params, domain)
     entry = labelled(domain)
-    metrics = {"offline": evaluate.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed)}
+    metrics = {"offline": trials.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed)}
     if entry.sim is None:  # no simulator: no closed loop
         return metrics
-    encoder = build_encoder(params.features.encoder)
+    encoder = build_encoder(params.features.encoder, device=resolve_device(params.device))
     timing = Timing.of(params.worlds.fps, params.clips.fps, params.features.encoder.tubelet)
     sims = partial(make_sim, domain, params.worlds, params.seed)
-    metrics["closed_loop"], results = evaluate.closed(domain, planners, sims, encoder, space, cfg.closed_loop,
-                                                      timing, params.seed)
+    metrics["closed_loop"], results = trials.closed(domain, planners, sims, encoder, space, cfg.closed_loop,
+                                                    timing, params.seed)
     if params.features.encoder.kind == "pixels":  # states are frames: show plans against what happened
         for name, r in results.items():
             executed = r.frames[0][-1::-timing.per_state][::-1]  # the frame after each transition

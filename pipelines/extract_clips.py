@@ -1,5 +1,9 @@
 """Stage `extract_clips`: decode every video of the inventory, resample, cut clips; reject what
-is broken, each with its reason."""
+is broken, each with its reason.
+
+With the `dask` param (or LAWM_DASK_SCHEDULER) the videos are probed in chunks, each a task of a
+subflow on a Dask cluster (pipelines.stage.dask_runner); the manifests are the same.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,45 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.clips import extract
+from lawm.clips import extract, probe_many
 from lawm.config import ClipsConfig, load_params
 from lawm.io import write_parquet
-from lawm.video import frame_strip, read_frames
+from lawm.video import VideoProbe, frame_strip, read_frames
 from pipelines.layout import CLIPS, SOURCES
-from pipelines.stage import Stopwatch, main, write_metrics
+from pipelines.stage import Stopwatch, dask_runner, main, on_dask, write_metrics
 
 
-@task
-def cut_clips(cfg: ClipsConfig, sources_file: str, out_dir: str) -> tuple[str, str]:
-    """Write clips.parquet and rejects.parquet; return their paths."""
+VIDEOS_PER_TASK = 16  # videos probed by one Dask task (each with `clips.workers` decoding processes)
+
+
+@task(cache_policy=NONE)
+def probe_chunk(paths: list[str], cfg: ClipsConfig) -> dict[str, VideoProbe | str]:
+    return dict(probe_many(paths, cfg.fps, cfg.decode_timeout_s, cfg.workers, progress=False))
+
+
+@flow(name="probe_videos")
+def probe_videos(paths: list[str], cfg: ClipsConfig) -> dict[str, VideoProbe | str]:
+    """Every video's probe, `VIDEOS_PER_TASK` to a task on the flow's task runner (Dask)."""
+    futures = [probe_chunk.submit(paths[i:i + VIDEOS_PER_TASK], cfg) for i in range(0, len(paths), VIDEOS_PER_TASK)]
+    return {path: result for f in futures for path, result in f.result().items()}
+
+
+def read_sources(sources_file: str) -> pd.DataFrame:
     if not Path(sources_file).is_file():
         raise FileNotFoundError(f"{sources_file}: no inventory of the sources; run the list_sources stage first "
                                 "(`dvc repro` does)")
-    clips, rejects = extract(cfg, sources=pd.read_parquet(sources_file))
+    return pd.read_parquet(sources_file)
+
+
+@task(cache_policy=NONE)
+def cut_clips(cfg: ClipsConfig, sources_file: str, out_dir: str,
+              probed: dict[str, VideoProbe | str] | None = None) -> tuple[str, str]:
+    """Write clips.parquet and rejects.parquet; return their paths. `probed`: the videos' probes
+    where they ran elsewhere (Dask); else they are probed here."""
+    clips, rejects = extract(cfg, sources=read_sources(sources_file), probed=probed)
     out = Path(out_dir)
     write_parquet(out / "clips.parquet", clips)
     write_parquet(out / "rejects.parquet", rejects)
@@ -33,10 +59,15 @@ def cut_clips(cfg: ClipsConfig, sources_file: str, out_dir: str) -> tuple[str, s
 @flow(name="extract_clips", timeout_seconds=4 * 3600)
 def extract_clips(params_file: str = "params.yaml", sources_file: str = str(SOURCES), out_dir: str = str(CLIPS)) -> dict:
     log = get_run_logger()
-    cfg = load_params(params_file).clips
+    params = load_params(params_file)
+    cfg = params.clips
     clock = Stopwatch()
     with tracking.stage_run("extract_clips", {"clips": cfg.model_dump(mode="json")}):
-        clips_path, rejects_path = cut_clips(cfg, sources_file, out_dir)
+        runner, probed = dask_runner(params), None
+        if runner is not None:
+            sources = read_sources(sources_file)
+            probed = on_dask(probe_videos, runner, sources.loc[sources["reason"] == "", "video"].tolist(), cfg)
+        clips_path, rejects_path = cut_clips(cfg, sources_file, out_dir, probed)
         clips, rejects = pd.read_parquet(clips_path), pd.read_parquet(rejects_path)
         for r in rejects.itertuples():
             log.warning("rejected %s: %s", r.rel, r.reason)

@@ -12,11 +12,13 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import Transitions, action_probe_r2, domain_actions, rollout_errors
+from lawm.distributed import launch, under_torchrun
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
 from lawm.models.saved import build, load_model, save_model
+from lawm.runtime import resolve_device
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, controllers, latent_actions
@@ -29,9 +31,13 @@ KINDS = ("controller", "action_only_controller")
 def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path: str,
         out_dir: str, checkpoint_dir: str) -> tuple[dict[str, str], float]:
     """Train both controller kinds (each resumes from its last checkpoint); return their saved paths
-    and the held-out z -> action R^2 of the IDM's latents (`action_probe_r2`)."""
-    cfg = params.controller
-    lam = load_model(lam_path)
+    and the held-out z -> action R^2 of the IDM's latents (`action_probe_r2`). With `train.processes`
+    > 1, the same under torchrun (lawm.distributed)."""
+    cfg, device = params.controller, resolve_device(params.device)
+    if cfg.train.processes > 1 and not under_torchrun():
+        return launch(fit.fn, cfg.train.processes, device, variant=variant, domain=domain,
+                      params=params, cache=cache, lam_path=lam_path, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
+    lam = load_model(lam_path, device)
     data = Transitions(lam, cache, domain, "train")
     scale = ActionSpace.from_actions(domain_actions(cache, domain)).scale.tolist()
     action_dim, latent_dim = int(data.actions.shape[1]), int(data.z.shape[1])
@@ -43,7 +49,7 @@ def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path
     paths = {}
     for kind in KINDS:
         torch.manual_seed(params.seed)
-        model = build(kind, kwargs[kind])
+        model = build(kind, kwargs[kind]).to(device)
         train(model, data, controller_loss, cfg.train, Path(checkpoint_dir) / kind, seed=params.seed,
               log=lambda m, step, kind=kind: tracking.log_metrics({f"{kind}/{k}": v for k, v in m.items()}, step),
               desc=f"{kind} {variant}/{domain}")
@@ -67,8 +73,9 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.fit_controller"), file_digest(lam_path))
         with training_dirs(out, key, log, f"the {variant}/{domain} controllers") as work:
             paths, r2 = fit(variant, domain, params, cache, str(lam_path), str(out), str(work))
-            lam = load_model(lam_path)
-            errors = rollout_errors(lam, {k: load_model(p) for k, p in paths.items()}, cache, domain)
+            device = resolve_device(params.device)
+            lam = load_model(lam_path, device)
+            errors = rollout_errors(lam, {k: load_model(p, device) for k, p in paths.items()}, cache, domain)
             metrics = {"seconds": clock.seconds}
             for name, per_step in errors.items():
                 metrics[f"{name}_rollout_l1"] = per_step.mean().item()

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from lawm.config import ConfigError, Params, invalid, load_params
+from lawm.config import DASK_PATTERN, ConfigError, Params, invalid, load_params
 from lawm.io import prepare_output_dir, write_json
 from lawm.runtime import configure_threads
 from lawm.tracking import PARENT_RUN
@@ -131,6 +132,34 @@ def _nan_to_null(tree):
     if isinstance(tree, dict):
         return {k: _nan_to_null(v) for k, v in tree.items()}
     return None if isinstance(tree, float) and math.isnan(tree) else tree
+
+
+SCHEDULER_ENV = "LAWM_DASK_SCHEDULER"
+
+
+def dask_runner(params: Params):
+    """Prefect's DaskTaskRunner for the `dask` param (LAWM_DASK_SCHEDULER overrides it); None for none:
+    a `local` cluster of `dask_workers` single-thread worker processes, or a running scheduler's."""
+    address = os.environ.get(SCHEDULER_ENV) or (params.dask if params.dask.startswith("tcp://") else None)
+    if address is None and params.dask == "none":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        if not re.fullmatch(DASK_PATTERN, address) or address in ("none", "local"):
+            raise ValueError(f"{SCHEDULER_ENV}={address!r}: a Dask scheduler address looks like tcp://host:8786")
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1,
+                                          "processes": True, "env": {"OMP_NUM_THREADS": "1"}})
+
+
+def on_dask(subflow, runner, *args):
+    """`subflow(*args)` with `runner` as its task runner. Its workers are not daemons: a worker's
+    decoding processes are its children."""
+    import dask
+
+    with dask.config.set({"distributed.worker.daemon": False}):
+        return subflow.with_options(task_runner=runner)(*args)
 
 
 class Stopwatch:

@@ -11,11 +11,13 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
+from lawm.distributed import launch, under_torchrun
 from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint
 from lawm.models.losses import lam_loss
 from lawm.models.saved import build, load_model, save_model
+from lawm.runtime import resolve_device
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, latent_actions
@@ -24,15 +26,19 @@ from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 @task(cache_policy=NONE)
 def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpoint_dir: str) -> str:
-    """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
+    """Train (resuming from an interrupted run's last checkpoint); return the saved model's path.
+    With `train.processes` > 1, the same under torchrun (lawm.distributed)."""
     cfg, reg = params.latent_actions, params.regularizer(variant)
+    if cfg.train.processes > 1 and not under_torchrun():
+        return launch(fit.fn, cfg.train.processes, resolve_device(params.device), variant=variant, params=params,
+                      cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     data = training_windows(cache.root, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
               "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json"),
               "tubelet": int(cache.meta["encoder"]["tubelet"])}
     torch.manual_seed(params.seed)  # the initial weights are part of the run: seed them
-    model = build("latent_action_model", kwargs)
+    model = build("latent_action_model", kwargs).to(resolve_device(params.device))
     train(model, data, lam_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
           log=tracking.log_metrics, desc=f"train {variant}")
     return str(save_model(Path(out_dir) / "model.pt", model, "latent_action_model", kwargs))
@@ -58,7 +64,7 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         key = fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))
         with training_dirs(out, key, log, variant) as work:
             weights = fit(variant, params, cache, str(out), str(work))
-            model = load_model(weights)
+            model = load_model(weights, resolve_device(params.device))
             val = training_windows(features_dir, cfg.domains, cfg.window, "val")
             metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
             tracking.log_metrics(metrics)

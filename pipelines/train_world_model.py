@@ -12,11 +12,13 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import domain_actions
+from lawm.distributed import launch, under_torchrun
 from lawm.dynamics import ActionSpace, rollout
 from lawm.features import FeatureCache, StateWindows, clip_tensor
 from lawm.io import fingerprint
 from lawm.models.losses import world_model_loss
 from lawm.models.saved import build, load_model, save_model
+from lawm.runtime import device_of, resolve_device
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, world_model
@@ -25,15 +27,19 @@ from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 @task(cache_policy=NONE)
 def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoint_dir: str) -> str:
-    """Train (resuming from an interrupted run's last checkpoint); return the saved model's path."""
+    """Train (resuming from an interrupted run's last checkpoint); return the saved model's path.
+    With `train.processes` > 1, the same under torchrun (lawm.distributed)."""
     cfg = params.world_model
+    if cfg.train.processes > 1 and not under_torchrun():
+        return launch(fit.fn, cfg.train.processes, resolve_device(params.device), domain=domain, params=params,
+                      cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     data = StateWindows(cache.root, cfg.window, "train", [domain], with_actions=True)
     space = ActionSpace.from_actions(domain_actions(cache, domain))
     kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
               "model_cfg": params.latent_actions.model.model_dump(mode="json"),
               "action_scale": space.scale.tolist(), "rollout_steps": cfg.rollout_steps}
     torch.manual_seed(params.seed)
-    model = build("action_world_model", kwargs)
+    model = build("action_world_model", kwargs).to(resolve_device(params.device))
     train(model, data, world_model_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
           log=tracking.log_metrics, desc=f"world model {domain}")
     return str(save_model(Path(out_dir) / "model.pt", model, "action_world_model", kwargs))
@@ -45,6 +51,7 @@ def held_out_errors(model, cache: FeatureCache, domain: str) -> dict:
     rows = cache.select("val", [domain])
     clips = clip_tensor(cache, rows)  # [M, S, N, D]
     actions = torch.stack([cache.actions(cid) for cid in rows["clip_id"]])  # [M, S-1, A]
+    clips, actions = clips.to(device_of(model)), actions.to(device_of(model))
     one_step = (model(clips, actions)["pred"] - clips[:, 1:]).abs().mean().item()
     rolled = rollout(model, clips[:, 0], actions)  # [M, S-1, N, D]
     per_step = (rolled - clips[:, 1:]).abs().mean(dim=(0, 2, 3))  # [S-1]
@@ -68,7 +75,7 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))
         with training_dirs(out, key, log, f"the {domain} world model") as work:
             weights = fit(domain, params, cache, str(out), str(work))
-            model = load_model(weights)
+            model = load_model(weights, resolve_device(params.device))
             metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
             tracking.log_metrics(metrics)
             _, tokens, width = cache.token_shape

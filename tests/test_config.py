@@ -127,7 +127,9 @@ def run_stage(module, params_file, cwd):
 @pytest.mark.parametrize("edit, message", [
     (lambda raw: raw["clips"].update(extensions=[".mp4", "mov"]),
      "clips.extensions.1: Value error, an extension is a dot and letters or digits, like .mp4 (got 'mov')"),
-    (lambda raw: raw["features"].update(device="cdua"), "features.device: String should match pattern"),
+    (lambda raw: raw.update(device="cdua"), "device: String should match pattern"),
+    (lambda raw: raw["controller"]["train"].update(processes=3),
+     "controller.train: Value error, batch_size (64) must be a multiple of processes (3)"),
     (lambda raw: raw["latent_actions"]["regularizers"].update({"../../victim2": {"kind": "none"}}),
      "latent_actions.regularizers.../../victim2.[key]: String should match pattern"),
     (lambda raw: raw["world_model"].update(domains=["arm", "a/b"]), "world_model.domains.1: String should match"),
@@ -147,12 +149,22 @@ def test_a_cuda_device_needs_cuda():
     import torch
 
     raw = raw_params()
-    raw["features"]["device"] = "cuda"
+    raw["device"] = "cuda"
     if torch.cuda.is_available():
-        assert validate_params(raw).features.device == "cuda"
+        assert validate_params(raw).device == "cuda"
     else:
-        with pytest.raises(ConfigError, match="features.device: Value error, 'cuda' asked for, but CUDA is not available"):
+        with pytest.raises(ConfigError, match="device: Value error, 'cuda' asked for, but CUDA is not available"):
             validate_params(raw)
+
+
+def test_auto_is_the_gpu_where_there_is_one_else_the_cpu():
+    import torch
+
+    from lawm.runtime import resolve_device
+
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
 
 
 def test_a_key_given_twice_is_refused(tmp_path):

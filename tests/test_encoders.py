@@ -80,7 +80,7 @@ def test_preprocess_chunked_equals_one_shot(monkeypatch):
 
 @pytest.fixture
 def pix():
-    return build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=0.0))
+    return build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=0.0, gain_norm=False))
 
 
 def test_pixels_shapes_and_range(pix):
@@ -129,7 +129,7 @@ def test_pixels_describe(pix):
     d = pix.describe()
     json.dumps(d)
     assert d["kind"] == "pixels" and d["grid"] == [4, 4] and d["dim"] == 384 and d["tubelet"] == 2
-    other = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=4, tubelet=2, blur=0.0))
+    other = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=4, tubelet=2, blur=0.0, gain_norm=False))
     assert other.describe()["fingerprint"] != d["fingerprint"]
     assert pix.describe() == d
 
@@ -139,14 +139,27 @@ def test_pixels_blur_spreads_a_point_over_neighbouring_patches():
 
     frames = torch.zeros(1, 2, 32, 32, 3, dtype=torch.uint8)
     frames[:, :, 7, 7] = 255  # one bright pixel at the corner of patch (0, 0)
-    sharp = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=0.0))
-    blurred = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=1.5))
+    sharp = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=0.0, gain_norm=False))
+    blurred = build_encoder(PixelsEncoderConfig(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=1.5, gain_norm=False))
     lit = lambda states: (states[0, 0] > -1 + 1e-3).any(-1)  # noqa: E731  [16] tokens touched
     assert lit(sharp.encode(frames)).tolist() == [True] + [False] * 15
     assert lit(blurred.encode(frames))[[0, 1, 4, 5]].all()  # the three neighbouring patches too
     image = torch.rand(2, 3, 16, 16)
     assert torch.allclose(gaussian_blur(image, 1.0).sum((2, 3)), image.sum((2, 3)), rtol=0.05)  # mass kept
     assert blurred.describe()["fingerprint"] != sharp.describe()["fingerprint"]
+
+
+def test_pixels_gain_norm_makes_states_blind_to_a_global_brightness_gain():
+    frames = rand_frames(1, 4, 32, 32, seed=5) // 2  # room to brighten without clipping
+    brighter = (frames.float() * 1.5).round().to(torch.uint8)  # the same scene under 1.5x the light
+    cfg = dict(kind="pixels", image_size=32, patch_size=8, tubelet=2, blur=1.0)
+    plain = build_encoder(PixelsEncoderConfig(**cfg, gain_norm=False))
+    normed = build_encoder(PixelsEncoderConfig(**cfg, gain_norm=True))
+    assert (plain.encode(brighter) - plain.encode(frames)).abs().mean() > 0.1
+    torch.testing.assert_close(normed.encode(brighter), normed.encode(frames), atol=0.02, rtol=0)  # uint8 rounding
+    means = normed.to_frames(normed.encode(frames)).float().mean((2, 3, 4)) / 255  # [1, 4] every frame's mean
+    torch.testing.assert_close(means, torch.full_like(means, 0.5), atol=0.01, rtol=0)
+    assert normed.describe()["fingerprint"] != plain.describe()["fingerprint"]
 
 
 # --- transformers encoders ------------------------------------------------------------------------------

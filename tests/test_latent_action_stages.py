@@ -125,6 +125,24 @@ def test_a_killed_training_stage_resumes_to_the_same_result(cached_worlds, tmp_p
     assert resumed["val_one_step_l1"] == clean["val_one_step_l1"]
 
 
+def test_a_training_stage_under_torchrun_trains_like_one_process(cached_worlds):
+    from pipelines.train_latent_actions import train_latent_actions
+
+    params, params_file = cached_worlds
+    one = train_latent_actions("none", params_file=params_file)
+    raw = yaml.safe_load(Path(params_file).read_text())
+    raw["latent_actions"]["train"]["processes"] = 2  # batch 4: 2 windows per process
+    Path(params_file).write_text(yaml.safe_dump(raw, sort_keys=False))
+    two = train_latent_actions("none", params_file=params_file)
+    assert two["val_one_step_l1"] == pytest.approx(one["val_one_step_l1"], rel=1e-4)
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    latest = client.search_runs([exp.experiment_id], "tags.stage = 'train_latent_actions' and tags.variant = 'none'",
+                                order_by=["attributes.start_time DESC"])[0]
+    assert latest.data.params["latent_actions.train.processes"] == "2"
+    assert len(client.get_metric_history(latest.info.run_id, "loss")) == 4  # rank 0 logged every 2 of 8 steps
+
+
 def test_capacity_positions_between_the_bounds():
     from pipelines.compare_latent_actions import capacity_summary
 

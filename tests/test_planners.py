@@ -9,7 +9,7 @@ from lawm.config import ProtocolConfig
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache, to_storage, write_index, write_shard
 from lawm.models import ActionWorldModel, Predictor
-from lawm.planning import evaluate
+from lawm.planning import trials
 from lawm.planning.domains import labelled
 from lawm.planning.planners import CEMPlanner, Oracle, Planner, Problem, RandomPlanner
 
@@ -69,7 +69,7 @@ def test_the_offline_protocol_runs_on_a_users_domain_without_a_simulator(tmp_pat
     world_model = ActionWorldModel(Predictor(D, grid, A, 16, 1, 2, 2.0), [1.0] * A).eval()
     planners = {"world_model": CEMPlanner(world_model, batch=8), "random": RandomPlanner(), "oracle": Oracle()}
     space = ActionSpace.from_actions(torch.cat([cache.actions(c) for c in cache.index["clip_id"]]))
-    out = evaluate.offline(domain, planners, cache, space, BUDGET, seed=0)
+    out = trials.offline(domain, planners, cache, space, BUDGET, seed=0)
     assert set(out) == set(planners)
     for metrics in out.values():
         assert set(metrics) == {"action_l1", "action_l1_sem", "action_l1_relative", "ms_per_plan"}
@@ -82,5 +82,5 @@ def test_a_registered_domain_refuses_data_with_other_actions(tmp_path):
     space = ActionSpace.from_actions(torch.randn(50, 2))
     assert labelled("nav").actions == ("action_forward", "action_strafe", "action_yaw")
     with pytest.raises(ValueError, match="'nav' has 2 action columns; its recon protocol expects 3"):
-        evaluate.offline("nav", {"random": RandomPlanner()}, cache, space, BUDGET, seed=0)
+        trials.offline("nav", {"random": RandomPlanner()}, cache, space, BUDGET, seed=0)
     assert labelled("arm").actions == ("action_dx", "action_dy")

@@ -64,7 +64,7 @@ def mse(model, batch):
 
 def cfg(**kw) -> TrainConfig:
     base = dict(steps=12, batch_size=8, lr=3e-3, muon_lr=0.02, weight_decay=0.04, warmup_share=0.25,
-                grad_clip=1.0, checkpoint_every=5, log_every=4, num_workers=0)
+                grad_clip=1.0, checkpoint_every=5, log_every=4, num_workers=0, processes=1)
     return TrainConfig(**{**base, **kw})
 
 

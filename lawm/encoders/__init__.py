@@ -10,17 +10,20 @@ model from a local `save_pretrained` directory (or a hub id already in the local
 
 from __future__ import annotations
 
+import torch
+
 from lawm.encoders.base import PREPROCESS_ID, EncoderLoadError, FrozenEncoder, preprocess
 from lawm.encoders.pixels import PixelsEncoder
 
 __all__ = ["PREPROCESS_ID", "EncoderLoadError", "FrozenEncoder", "PixelsEncoder", "build_encoder", "preprocess"]
 
 
-def build_encoder(cfg, device: str = "cpu") -> FrozenEncoder:
+def build_encoder(cfg, device: str | torch.device = "cpu") -> FrozenEncoder:
     """The frozen encoder an `EncoderConfig` (see `lawm.config`) names, on `device`."""
     kind = cfg.kind
     if kind == "pixels":
-        return PixelsEncoder(cfg.image_size, cfg.patch_size, cfg.tubelet, blur=cfg.blur, device=device)
+        return PixelsEncoder(cfg.image_size, cfg.patch_size, cfg.tubelet, blur=cfg.blur, gain_norm=cfg.gain_norm,
+                            device=device)
     if kind == "vjepa2":
         from lawm.encoders.hf import VJEPA2Encoder
 

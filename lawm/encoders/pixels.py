@@ -9,6 +9,11 @@ order. `to_frames` inverts this exactly, so predicted states can be shown as ima
 each frame before it is cut into patches. A small object that moves a few pixels inside one
 patch then changes its neighbours' pixels too, and smoothly with the distance moved, so the move
 is visible across patch boundaries (docs/findings.md measures what it does to planning).
+
+`gain_norm` first scales each frame so that its mean intensity is 0.5, which makes the states
+blind to a global brightness gain (a camera's exposure drift, a flickering light), as learned
+video encoders largely are; values can then exceed 1 in dark frames, and `to_frames` gives the
+normalised frames.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from lawm.encoders.base import FrozenEncoder
 class PixelsEncoder(FrozenEncoder):
     kind = "pixels"
 
-    def __init__(self, image_size: int, patch_size: int, tubelet: int, blur: float = 0.0,
+    def __init__(self, image_size: int, patch_size: int, tubelet: int, blur: float = 0.0, gain_norm: bool = False,
                  device: str | torch.device = "cpu"):
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -34,6 +39,7 @@ class PixelsEncoder(FrozenEncoder):
         self.patch_size = patch_size
         self.tubelet = tubelet
         self.blur = float(blur)
+        self.gain_norm = bool(gain_norm)
         side = image_size // patch_size
         self.grid = (side, side)
         self.dim = tubelet * patch_size * patch_size * 3
@@ -42,6 +48,8 @@ class PixelsEncoder(FrozenEncoder):
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         B, T = x.shape[:2]
         tb, p, (h, w) = self.tubelet, self.patch_size, self.grid
+        if self.gain_norm:
+            x = x * (0.5 / x.mean(dim=(2, 3, 4), keepdim=True).clamp_min(1e-3))  # [B, T, 3, S, S], each frame's mean 0.5
         if self.blur > 0:
             x = gaussian_blur(x.flatten(0, 1), self.blur).unflatten(0, (B, T))  # [B, T, 3, S, S]
         x = x * 2.0 - 1.0
@@ -62,6 +70,7 @@ class PixelsEncoder(FrozenEncoder):
 
     def _identity(self) -> dict:
         return {"patch_size": self.patch_size, "value_range": [-1.0, 1.0], "blur": self.blur,
+                **({"gain_norm": True} if self.gain_norm else {}),
                 "token_layout": "tubelet,row,col,rgb"}
 
 

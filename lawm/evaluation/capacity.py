@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lawm.evaluation.leakage import partner_order
+from lawm.runtime import device_of
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def one_step_error(model, dataset: Dataset, batch_size: int = 32) -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in DataLoader(dataset, batch_size=batch_size):
-        states = batch["states"]  # [B, T, N, D]
+        states = batch["states"].to(device_of(model))  # [B, T, N, D]
         z = model.infer_latents(states)  # [B, T-1, L], deterministic
         pred = model.predict_next(states, z)  # [B, T-1, N, D]
         total += (pred - states[:, 1:]).abs().sum().item()
@@ -31,8 +32,10 @@ def one_step_error(model, dataset: Dataset, batch_size: int = 32) -> float:
 
 @torch.no_grad()
 def latents(model, clips: Tensor, batch_size: int = 32) -> Tensor:
-    """Deterministic IDM latents of every transition: [M, S-1, L]."""
-    return torch.cat([model.infer_latents(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
+    """Deterministic IDM latents of every transition: [M, S-1, L], on the CPU."""
+    device = device_of(model)
+    return torch.cat([model.infer_latents(clips[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(clips), batch_size)])
 
 
 @torch.no_grad()
@@ -48,8 +51,9 @@ def latent_use(model, clips: Tensor, videos: Sequence[str], batch_size: int = 32
     model.eval()
     z = latents(model, clips, batch_size)  # [M, S-1, L]
     errors = {"own": 0.0, "swapped": 0.0}
+    device = device_of(model)
     for name, zs in (("own", z), ("swapped", z[partner])):
         for lo in range(0, len(clips), batch_size):
-            states = clips[lo:lo + batch_size]  # [b, S, N, D]
-            errors[name] += (model.predict_next(states, zs[lo:lo + batch_size]) - states[:, 1:]).abs().sum().item()
+            states, z_b = clips[lo:lo + batch_size].to(device), zs[lo:lo + batch_size].to(device)  # [b, S, N, D], [b, S-1, L]
+            errors[name] += (model.predict_next(states, z_b) - states[:, 1:]).abs().sum().item()
     return errors["swapped"] / max(errors["own"], 1e-12)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from lawm.runtime import device_of
+
 
 def stitch(a: torch.Tensor, b: torch.Tensor, cut: int) -> torch.Tensor:
     """[B, T, N, D] clips -> A's states before `cut`, B's from `cut` on."""
@@ -32,10 +34,11 @@ def partner_order(videos: list[str]) -> list[int]:
 
 @torch.no_grad()
 def step_errors(model, states: torch.Tensor) -> torch.Tensor:
-    """Per-clip, per-step one-step L1 with the IDM's latents: [B, T-1] (step t predicts s_{t+1})."""
+    """Per-clip, per-step one-step L1 with the IDM's latents: [B, T-1] (step t predicts s_{t+1}), on the CPU."""
+    states = states.to(device_of(model))
     z = model.infer_latents(states)  # [B, T-1, L]
     pred = model.predict_next(states, z)  # [B, T-1, N, D]
-    return (pred - states[:, 1:]).abs().mean(dim=(2, 3))  # [B, T-1]
+    return (pred - states[:, 1:]).abs().mean(dim=(2, 3)).cpu()  # [B, T-1]
 
 
 @torch.no_grad()

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lawm.runtime import device_of
+
 
 def agent_cells(gt: pd.DataFrame, frame: int, grid: tuple[int, int], width: int, height: int,
                 image_size: int) -> np.ndarray:
@@ -37,9 +39,10 @@ def agent_cells(gt: pd.DataFrame, frame: int, grid: tuple[int, int], width: int,
 def change_maps(model, states: torch.Tensor) -> torch.Tensor:
     """[B, T-1, N]: how much each token of each prediction moves when the IDM's latent of a
     transition is swapped for the clip's latent of the previous transition (cyclically)."""
+    states = states.to(device_of(model))
     z = model.infer_latents(states)  # [B, T-1, L]
     diff = model.predict_next(states, z) - model.predict_next(states, z.roll(1, dims=1))  # [B, T-1, N, D]
-    return diff.abs().mean(-1)  # [B, T-1, N]
+    return diff.abs().mean(-1).cpu()  # [B, T-1, N]
 
 
 def concentration(change: np.ndarray, cells: np.ndarray) -> float:

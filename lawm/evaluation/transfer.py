@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from lawm.runtime import device_of
+
 
 @torch.no_grad()
 def rollout_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -21,6 +23,7 @@ def rollout_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def transfer(model, a: torch.Tensor, b: torch.Tensor, horizon: int) -> dict:
     """Cycle A's latents through B and back; a, b [B, T, N, D] with T > horizon."""
     context = a.shape[1] - horizon
+    a, b = a.to(device_of(model)), b.to(device_of(model))
     z_a = model.infer_latents(a)[:, context - 1:]  # [B, h, L]: moves s_{c-1} -> ... -> s_{T-1}
     original = model.rollout(a[:, :context], z_a)  # [B, h, N, D]
     b_pred = model.rollout(b[:, :context], z_a)  # [B, h, N, D]
@@ -30,4 +33,5 @@ def transfer(model, a: torch.Tensor, b: torch.Tensor, horizon: int) -> dict:
     err_orig, err_transfer = rollout_error(original, target), rollout_error(cycled, target)
     return {"original": err_orig.mean().item(), "transfer": err_transfer.mean().item(),
             "ratio": err_transfer.mean().item() / max(err_orig.mean().item(), 1e-12),
-            "rollouts": {"original": original, "transferred": cycled, "target": target, "b_pred": b_pred}}
+            "rollouts": {k: v.cpu() for k, v in
+                         {"original": original, "transferred": cycled, "target": target, "b_pred": b_pred}.items()}}

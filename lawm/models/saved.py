@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lawm.distributed import is_main
 from lawm.io import write_torch
 
 def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict, tubelet: int = 1) -> nn.Module:
@@ -55,16 +56,18 @@ def build(kind: str, kwargs: dict) -> nn.Module:
 
 
 def save_model(path: str | Path, model: nn.Module, kind: str, kwargs: dict) -> Path:
-    """Write `model`'s weights with `kind` and its `build` kwargs, atomically."""
+    """Write `model`'s weights with `kind` and its `build` kwargs, atomically (under torchrun, rank 0
+    alone writes: lawm.distributed)."""
     if kind not in BUILDERS:
         raise ValueError(f"unknown model kind {kind!r}; known: {sorted(BUILDERS)}")
-    write_torch(path, {"kind": kind, "build": kwargs, "state_dict": model.state_dict()})
+    if is_main():
+        write_torch(path, {"kind": kind, "build": kwargs, "state_dict": model.state_dict()})
     return Path(path)
 
 
-def load_model(path: str | Path) -> nn.Module:
-    """Rebuild the model saved at `path`, in eval mode."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved at `path`, in eval mode, on `device`."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     model = build(saved["kind"], saved["build"])
     model.load_state_dict(saved["state_dict"])
-    return model.eval()
+    return model.to(device).eval()

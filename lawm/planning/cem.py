@@ -17,6 +17,7 @@ from torch import Tensor
 
 from lawm.config import CEMConfig
 from lawm.dynamics import ActionSpace, Dynamics, rollout
+from lawm.runtime import device_of
 
 CostFn = Callable[[Tensor], Tensor]  # plans [E, S, H, A] (normalised) -> costs [E, S]
 
@@ -25,19 +26,22 @@ def goal_cost(dynamics: Dynamics, space: ActionSpace, starts: Tensor, goals: Ten
               fold: bool = True) -> CostFn:
     """Cost of normalised plans [E, S, H, A]: ||s_H - s_goal||_2 from each episode's start.
 
-    starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed.
+    starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed, on the
+    dynamics' device (lawm.runtime.device_of); plans and costs stay on the CPU, where CEM samples.
     With `fold`, dynamics that have `readers` and `step_hidden` (the world models) get the same
     cost computed in the model's width (`folded_distances`); otherwise every predicted state is
     built (the reference).
     """
+    device = device_of(dynamics)
+    starts, goals = starts.to(device), goals.to(device)
     distances = folded_distances(dynamics, starts, goals) if fold and hasattr(dynamics, "step_hidden") else None
 
     @torch.no_grad()
     def cost(plans: Tensor) -> Tensor:
         E, S = plans.shape[:2]
-        flat = space.to_real(plans).flatten(0, 1)  # [E*S, H, A]
-        episode = torch.arange(E).repeat_interleave(S)  # [E*S]
-        out = torch.empty(E * S)
+        flat = space.to_real(plans).flatten(0, 1).to(device)  # [E*S, H, A]
+        episode = torch.arange(E, device=device).repeat_interleave(S)  # [E*S]
+        out = torch.empty(E * S, device=device)
         for lo in range(0, E * S, batch):
             idx = episode[lo:lo + batch]
             if distances is not None:
@@ -45,7 +49,7 @@ def goal_cost(dynamics: Dynamics, space: ActionSpace, starts: Tensor, goals: Ten
             else:
                 final = rollout(dynamics, starts[idx], flat[lo:lo + batch])[:, -1]  # [b, N, D]
                 out[lo:lo + batch] = (final - goals[idx]).flatten(1).norm(dim=1)
-        return out.view(E, S)
+        return out.view(E, S).cpu()
 
     return cost
 

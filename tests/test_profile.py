@@ -1,0 +1,46 @@
+"""The paper-scale profile (profiles/paper.yaml) and the GPU benchmark's code path at toy sizes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lawm.config import ConfigError, load_params, with_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "profiles" / "paper.yaml"
+
+
+def test_the_paper_profile_sets_the_papers_sizes_and_budget():
+    params = with_profile(load_params(ROOT / "params.yaml"), PAPER, {"device": "cpu"})
+    m, t = params.latent_actions.model, params.latent_actions.train
+    assert (m.dim, m.depth, m.heads, m.latent_dim) == (1024, 24, 16, 128)
+    assert (t.steps, t.batch_size, t.lr, t.muon_lr) == (30000, 1024, 0.000625, 0.02)
+    assert params.features.encoder.kind == "vjepa2" and params.features.encoder.image_size == 256
+    arm = params.planning.arm
+    assert (arm.samples, arm.elites, arm.iterations, arm.horizon) == (300, 10, 15, 3)
+    assert params.controller.train.steps == 3000 and params.controller.train.batch_size == 256
+
+
+def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
+    profile = tmp_path / "typo.yaml"
+    profile.write_text("latent_actions.model.dimm: 1024\n")
+    with pytest.raises(ConfigError, match="latent_actions.model.dimm"):
+        with_profile(load_params(ROOT / "params.yaml"), profile)
+
+
+def test_the_gpu_benchmark_runs_its_code_path_at_toy_sizes(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, "benchmarks/gpu.py", "--tiny", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["tiny"] and res["device"] == "cpu"
+    assert res["training"]["steps_per_s"] > 0 and res["training"]["step_tflop"] > 0
+    assert res["cache"]["clips"] == 8 and res["cache"]["workers_0"]["clips_per_s"] > 0
+    assert res["planning"]["fp32_ms_per_plan_1"] > 0
+    assert "CEM plan" in proc.stdout
