@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lawm.dynamics import rollout
+from lawm.dynamics import ActionSpace, rollout
 from lawm.evaluation.capacity import latents
 from lawm.evaluation.probes import linear_probe_r2
 from lawm.features import FeatureCache, clip_tensor
@@ -23,6 +23,12 @@ def domain_actions(cache: FeatureCache, domain: str, split: str = "train") -> Te
     if acts.shape[1] == 0:
         raise ValueError(f"domain {domain!r} has no real actions (its ground truth has no action_* columns)")
     return acts
+
+
+def action_space(cache: FeatureCache, domain: str) -> ActionSpace:
+    """The action space of `domain`'s training actions: the one scale its real-action world model,
+    controllers and planners share."""
+    return ActionSpace.from_actions(domain_actions(cache, domain))
 
 
 class Transitions(Dataset):

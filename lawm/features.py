@@ -124,6 +124,11 @@ class FeatureCache:
         """(S, N, D): states per clip, tokens per state, token width."""
         return tuple(int(d) for d in self.index["shape"].iloc[0])
 
+    @property
+    def state_kwargs(self) -> dict:
+        """The state's token width and grid, as the models' build kwargs take them (lawm.models.saved)."""
+        return {"token_dim": self.token_shape[2], "grid": list(self.grid)}
+
     def _shard(self, shard: int) -> np.memmap:
         if shard not in self._maps:
             self._maps[shard] = np.memmap(self.root / "shards" / f"{shard_name(shard)}.bin", mode="r", dtype=np.uint8)

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from lawm import tracking
 from lawm.config import load_params
 from lawm.evaluation import plots
+from lawm.evaluation.capacity import capacity_summary
 from lawm.io import atomic_path
 from pipelines.layout import evaluation
 from pipelines.stage import main, read_metrics, write_metrics
@@ -40,17 +41,6 @@ def compare_latent_actions(params_file: str = "params.yaml", out_dir: str = str(
         write_metrics("compare_latent_actions", summary)
         log.info("capacity order (most first): %s", ", ".join(table.index))
     return summary
-
-
-def capacity_summary(metrics: dict[str, dict]) -> dict:
-    """Where each variant's error sits between `none` (0) and `zero` (1); empty unless both bounds
-    ran and `zero` predicts worse than `none`."""
-    if "none" not in metrics or "zero" not in metrics:
-        return {}
-    low, high = metrics["none"]["capacity_one_step_l1"], metrics["zero"]["capacity_one_step_l1"]
-    if high <= low:
-        return {}
-    return {f"{v}_capacity_position": (m["capacity_one_step_l1"] - low) / (high - low) for v, m in metrics.items()}
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import Transitions, action_probe_r2
-from lawm.encoders import PixelsEncoder
 from lawm.evaluation import plots
 from lawm.evaluation.capacity import latent_use
 from lawm.evaluation.suite import evaluate
@@ -53,11 +52,11 @@ def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, 
         write_parquet(out / "cut_curve.parquet", curve)
         curve.to_csv(out / "cut_curve.csv", index=False)
         figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))
-    figures += rollout_strips(cache, artifacts, out, "rollout", 3)
+    figures += plots.rollout_strips(cache, artifacts, out, "rollout", 3)
     for domain in cfg.eval_real_domains:
         real, real_artifacts = evaluate(model, str(cache.root), [domain], split=None)
         metrics.update({f"{domain}_{k}": v for k, v in real.items()})
-        figures += rollout_strips(cache, real_artifacts, out, f"{domain}_rollout", 1)
+        figures += plots.rollout_strips(cache, real_artifacts, out, f"{domain}_rollout", 1)
     return metrics, figures
 
 
@@ -86,17 +85,6 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
         write_metrics(f"evaluate_latent_actions/{variant}", metrics)
         log.info("%s: %s", variant, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return metrics
-
-
-def rollout_strips(cache: FeatureCache, artifacts: dict, out: Path, name: str, count: int) -> list[Path]:
-    """PNG strips (ground truth / IDM rollout / transferred) of the first `count` clips; with the
-    `pixels` encoder only, whose states are frames."""
-    encoder = cache.meta["encoder"]
-    if encoder["kind"] != "pixels" or "rollouts" not in artifacts:
-        return []
-    to_frames = PixelsEncoder(encoder["image_size"], encoder["patch_size"], encoder["tubelet"]).to_frames
-    return [plots.rollout_strip(to_frames, artifacts["rollouts"], i, out / f"{name}_{i}.png")
-            for i in range(min(count, len(artifacts["rollout_clips"])))]
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.control import domain_actions
-from lawm.dynamics import ActionSpace
+from lawm.control import action_space
 from lawm.encoders import build_encoder
 from lawm.evaluation import plots
 from lawm.features import FeatureCache
@@ -44,7 +43,7 @@ def load_planners(params: Params, domain: str) -> dict[str, Planner]:
 @task(cache_policy=NONE)
 def plan_domain(domain: str, params: Params, cache: FeatureCache, out_dir: str) -> dict:
     cfg = params.planning
-    space = ActionSpace.from_actions(domain_actions(cache, domain))
+    space = action_space(cache, domain)
     planners = load_planners(params, domain)
     entry = labelled(domain)
     metrics = {"offline": trials.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed)}

@@ -11,9 +11,8 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.control import Transitions, action_probe_r2, domain_actions, rollout_errors
+from lawm.control import Transitions, action_probe_r2, action_space, rollout_errors
 from lawm.distributed import launch, under_torchrun
-from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
@@ -39,11 +38,10 @@ def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path
                       params=params, cache=cache, lam_path=lam_path, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     lam = load_model(lam_path, device)
     data = Transitions(lam, cache, domain, "train")
-    scale = ActionSpace.from_actions(domain_actions(cache, domain)).scale.tolist()
+    scale = action_space(cache, domain).scale.tolist()
     action_dim, latent_dim = int(data.actions.shape[1]), int(data.z.shape[1])
-    kwargs = {"controller": {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
-                             "action_dim": action_dim, "latent_dim": latent_dim, "dim": cfg.dim, "heads": cfg.heads,
-                             "mlp_ratio": cfg.mlp_ratio, "action_scale": scale},
+    kwargs = {"controller": {**cache.state_kwargs, "action_dim": action_dim, "latent_dim": latent_dim,
+                             "dim": cfg.dim, "heads": cfg.heads, "mlp_ratio": cfg.mlp_ratio, "action_scale": scale},
               "action_only_controller": {"action_dim": action_dim, "latent_dim": latent_dim, "dim": cfg.dim,
                                          "action_scale": scale}}
     paths = {}

@@ -34,9 +34,8 @@ def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpo
                       cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     data = training_windows(cache.root, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
-    kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
-              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": reg.model_dump(mode="json"),
-              "tubelet": int(cache.meta["encoder"]["tubelet"])}
+    kwargs = {**cache.state_kwargs, "model_cfg": cfg.model.model_dump(mode="json"),
+              "reg_cfg": reg.model_dump(mode="json"), "tubelet": int(cache.meta["encoder"]["tubelet"])}
     torch.manual_seed(params.seed)  # the initial weights are part of the run: seed them
     model = build("latent_action_model", kwargs).to(resolve_device(params.device))
     train(model, data, lam_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,

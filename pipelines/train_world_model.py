@@ -11,14 +11,14 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.control import domain_actions
+from lawm.control import action_space
 from lawm.distributed import launch, under_torchrun
-from lawm.dynamics import ActionSpace, rollout
-from lawm.features import FeatureCache, StateWindows, clip_tensor
+from lawm.evaluation.world_model import held_out_errors
+from lawm.features import FeatureCache, StateWindows
 from lawm.io import fingerprint
 from lawm.models.losses import world_model_loss
 from lawm.models.saved import build, load_model, save_model
-from lawm.runtime import device_of, resolve_device
+from lawm.runtime import resolve_device
 from lawm.training import train
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, world_model
@@ -34,30 +34,14 @@ def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoi
         return launch(fit.fn, cfg.train.processes, resolve_device(params.device), domain=domain, params=params,
                       cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     data = StateWindows(cache.root, cfg.window, "train", [domain], with_actions=True)
-    space = ActionSpace.from_actions(domain_actions(cache, domain))
-    kwargs = {"token_dim": int(cache.token_shape[2]), "grid": [int(g) for g in cache.grid],
-              "model_cfg": params.latent_actions.model.model_dump(mode="json"),
+    space = action_space(cache, domain)
+    kwargs = {**cache.state_kwargs, "model_cfg": params.latent_actions.model.model_dump(mode="json"),
               "action_scale": space.scale.tolist(), "rollout_steps": cfg.rollout_steps}
     torch.manual_seed(params.seed)
     model = build("action_world_model", kwargs).to(resolve_device(params.device))
     train(model, data, world_model_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
           log=tracking.log_metrics, desc=f"world model {domain}")
     return str(save_model(Path(out_dir) / "model.pt", model, "action_world_model", kwargs))
-
-
-@torch.no_grad()
-def held_out_errors(model, cache: FeatureCache, domain: str) -> dict:
-    """Teacher-forced one-step L1 and open-loop rollout L1 (whole clip, true actions) on val clips."""
-    rows = cache.select("val", [domain])
-    clips = clip_tensor(cache, rows)  # [M, S, N, D]
-    actions = torch.stack([cache.actions(cid) for cid in rows["clip_id"]])  # [M, S-1, A]
-    clips, actions = clips.to(device_of(model)), actions.to(device_of(model))
-    one_step = (model(clips, actions)["pred"] - clips[:, 1:]).abs().mean().item()
-    rolled = rollout(model, clips[:, 0], actions)  # [M, S-1, N, D]
-    per_step = (rolled - clips[:, 1:]).abs().mean(dim=(0, 2, 3))  # [S-1]
-    copy = (clips[:, 1:] - clips[:, :-1]).abs().mean().item()
-    return {"val_one_step_l1": one_step, "val_rollout_l1": per_step.mean().item(),
-            "val_rollout_l1_last": per_step[-1].item(), "val_copy_last_l1": copy}
 
 
 @flow(name="train_world_model", timeout_seconds=6 * 3600)

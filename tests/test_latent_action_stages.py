@@ -144,7 +144,7 @@ def test_a_training_stage_under_torchrun_trains_like_one_process(cached_worlds):
 
 
 def test_capacity_positions_between_the_bounds():
-    from pipelines.compare_latent_actions import capacity_summary
+    from lawm.evaluation.capacity import capacity_summary
 
     caps = {"none": 0.2, "zero": 0.6, "sparse": 0.3, "vq": 0.55}
     summary = capacity_summary({v: {"capacity_one_step_l1": c} for v, c in caps.items()})

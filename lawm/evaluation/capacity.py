@@ -57,3 +57,14 @@ def latent_use(model, clips: Tensor, videos: Sequence[str], batch_size: int = 32
             states, z_b = clips[lo:lo + batch_size].to(device), zs[lo:lo + batch_size].to(device)  # [b, S, N, D], [b, S-1, L]
             errors[name] += (model.predict_next(states, z_b) - states[:, 1:]).abs().sum().item()
     return errors["swapped"] / max(errors["own"], 1e-12)
+
+
+def capacity_summary(metrics: dict[str, dict]) -> dict:
+    """Where each variant's error sits between `none` (0) and `zero` (1); empty unless both bounds
+    ran and `zero` predicts worse than `none`."""
+    if "none" not in metrics or "zero" not in metrics:
+        return {}
+    low, high = metrics["none"]["capacity_one_step_l1"], metrics["zero"]["capacity_one_step_l1"]
+    if high <= low:
+        return {}
+    return {f"{v}_capacity_position": (m["capacity_one_step_l1"] - low) / (high - low) for v, m in metrics.items()}

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lawm.encoders import PixelsEncoder
+from lawm.features import FeatureCache
 from lawm.io import atomic_path
 
 
@@ -129,3 +131,14 @@ def plan_strip(executed: list[np.ndarray], predicted: np.ndarray | None, goal: n
     with atomic_path(path) as tmp:
         Image.fromarray(strip).save(tmp, format="png")
     return Path(path)
+
+
+def rollout_strips(cache: FeatureCache, artifacts: dict, out: Path, name: str, count: int) -> list[Path]:
+    """PNG strips (ground truth / IDM rollout / transferred) of the first `count` clips; with the
+    `pixels` encoder only, whose states are frames."""
+    encoder = cache.meta["encoder"]
+    if encoder["kind"] != "pixels" or "rollouts" not in artifacts:
+        return []
+    to_frames = PixelsEncoder(encoder["image_size"], encoder["patch_size"], encoder["tubelet"]).to_frames
+    return [rollout_strip(to_frames, artifacts["rollouts"], i, out / f"{name}_{i}.png")
+            for i in range(min(count, len(artifacts["rollout_clips"])))]
