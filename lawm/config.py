@@ -77,6 +77,9 @@ class WildConfig(Strict):
     seconds: PositiveFloat
     max_agents: PositiveInt
     moving_camera_share: Share
+    # smooth: AR(1) forward / sideways / turn (about 2.5 s memory); segments: a bearer who walks,
+    # looks around and stands, each for 0.5-1 s, switching within a frame (lawm.worlds.wild)
+    camera_motion: Literal["smooth", "segments"] = "smooth"
     noise: Annotated[float, Field(ge=0)]  # strength of flicker and swaying texture (0 = none)
 
 

@@ -59,6 +59,8 @@ ABLATIONS = [
     Ablation("no_blur", {"features.encoder.blur": 0.0}, "ours", "states without the 2 px blur"),
     Ablation("gain_norm", {"features.encoder.gain_norm": True}, "ours",
              "each frame scaled to mean intensity 0.5 before the blur: states blind to the wild flicker"),
+    Ablation("camera_segments", {"worlds.wild.camera_motion": "segments"}, "ours",
+             "the wild camera walks, looks around and stands in 0.5-1 s segments instead of smooth AR(1) motion"),
     Ablation("idm_coarse", {"latent_actions.model.idm_split": 1}, "ours",
              "the IDM on the cached 16 px tokens instead of 8 px ones"),
     Ablation("idm_depth2", {"latent_actions.model.idm_depth": 2}, "ours", "a 2-block IDM (about 1.8x the step time)"),

@@ -151,9 +151,10 @@ def slot_columns(gt, k):
     return {c: gt[f"agent{k}_{c}"].to_numpy() for c in ("kind", "x", "y", "vx", "vy", "visible", "event")}
 
 
-def test_wild_camera_moves_only_on_moving_videos():
-    moving = worlds(wild__moving_camera_share=1.0)
-    static = worlds(wild__moving_camera_share=0.0)
+@pytest.mark.parametrize("motion", ["smooth", "segments"])
+def test_wild_camera_moves_only_on_moving_videos(motion):
+    moving = worlds(wild__moving_camera_share=1.0, wild__camera_motion=motion)
+    static = worlds(wild__moving_camera_share=0.0, wild__camera_motion=motion)
     for index in range(2):
         _, gt = render_video("wild", moving, seed=0, index=index)
         assert np.abs(gt[["camera_dx", "camera_dy"]].to_numpy()[:-1]).max() > 0.05
@@ -165,6 +166,34 @@ def test_wild_camera_moves_only_on_moving_videos():
         _, gt = render_video("wild", static, seed=0, index=index)
         assert (gt[["camera_dx", "camera_dy", "camera_turn"]].to_numpy() == 0).all()
         assert gt["camera_x"].nunique() == 1 and gt["camera_y"].nunique() == 1
+
+
+def next_state_r2(motion: str, frames_per_state: int = 4) -> np.ndarray:
+    """Per command (forward, sideways, turn): R^2 of a linear fit from the last two states' mean
+    command to the next state's, over 40 camera tracks."""
+    r2 = []
+    for dim in range(3):
+        past, nxt = [], []
+        for seed in range(40):
+            c = wild.CAMERA_COMMANDS[motion](np.random.default_rng(seed), 128, 1.6)[dim]  # [128]
+            s = c.reshape(-1, frames_per_state).mean(1)  # [32] per state
+            past += [[s[k - 1], s[k - 2], 1.0] for k in range(2, len(s))]
+            nxt += list(s[2:])
+        x, y = np.array(past), np.array(nxt)
+        residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+        r2.append(1 - residual.var() / y.var())
+    return np.array(r2)
+
+
+def test_segment_camera_walks_looks_around_and_stands_unpredictably():
+    speed = 1.6
+    forward, _, turn = wild.CAMERA_COMMANDS["segments"](np.random.default_rng(0), 400, speed)  # [400] each
+    standing = (np.abs(forward) < 0.01 * speed) & (np.abs(turn) < 0.01 * wild.CAMERA_TURN)
+    assert standing.any() and (forward > 0.4 * speed).any()  # stands still, walks
+    assert ((np.abs(turn) > 0.4 * wild.CAMERA_TURN) & (forward < 0.25 * speed)).any()  # turns on the spot
+    assert np.abs(turn).max() <= wild.CAMERA_TURN and np.abs(forward).max() <= speed
+    # the past predicts much less of the next state's motion than with smooth commands
+    assert (next_state_r2("segments") < 0.4).all() and (next_state_r2("smooth") > 0.6).all()
 
 
 def test_wild_turning_camera_rotates_the_view():
