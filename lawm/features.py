@@ -119,6 +119,11 @@ class FeatureCache:
         """(h, w): the token grid of one state."""
         return tuple(int(g) for g in self.meta["encoder"]["grid"])
 
+    @property
+    def tubelet(self) -> int:
+        """Video frames per state (the encoder's temporal patch)."""
+        return int(self.meta["encoder"]["tubelet"])
+
     @cached_property
     def token_shape(self) -> tuple[int, int, int]:
         """(S, N, D): states per clip, tokens per state, token width."""
@@ -166,6 +171,11 @@ class FeatureCache:
 def clip_tensor(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
     """Whole clips of `rows` stacked: [M, S, N, D]."""
     return torch.stack([cache.states(cid) for cid in rows["clip_id"]])
+
+
+def clip_actions(cache: FeatureCache, rows: pd.DataFrame) -> torch.Tensor:
+    """The real actions of whole clips of `rows` stacked: [M, S - 1, A]."""
+    return torch.stack([cache.actions(cid) for cid in rows["clip_id"]])
 
 
 class StateWindows(Dataset):

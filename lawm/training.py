@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lawm.config import TrainConfig
 from lawm.distributed import mean_over_ranks, share, world
 from lawm.io import fingerprint, write_torch
+from lawm.models.saved import build, save_model
 from lawm.optim import Muon
 from lawm.runtime import device_of
 
@@ -262,3 +263,14 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
         bar.close()
     model.eval()
     return TrainResult(step=cfg.steps, final_metrics=final, resumed_from=resumed_from, checkpoint=checkpoint)
+
+
+def train_new_model(kind: str, kwargs: dict, data: Dataset, loss_fn: LossFn, cfg: TrainConfig,
+                    checkpoint_dir: str | Path, path: str | Path, *, seed: int, device: str | torch.device,
+                    log: Callable[[dict, int], None] | None = None, desc: str = "train") -> Path:
+    """Build a `kind` model (lawm.models.saved) with seeded initial weights on `device`, `train` it
+    (resuming from `checkpoint_dir`), and save it to `path`."""
+    torch.manual_seed(seed)  # the initial weights are part of the run: seed them
+    model = build(kind, kwargs).to(device)
+    train(model, data, loss_fn, cfg, Path(checkpoint_dir), seed=seed, log=log, desc=desc)
+    return save_model(path, model, kind, kwargs)

@@ -12,7 +12,8 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.control import Transitions, action_probe_r2
+from lawm.control import Transitions
+from lawm.evaluation.controller import action_probe_r2
 from lawm.evaluation import plots
 from lawm.evaluation.capacity import latent_use
 from lawm.evaluation.suite import evaluate

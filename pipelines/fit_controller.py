@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.control import Transitions, action_probe_r2, action_space, rollout_errors
+from lawm.control import Transitions, action_space
+from lawm.evaluation.controller import action_probe_r2, rollout_errors
 from lawm.distributed import launch, under_torchrun
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
-from lawm.models.saved import build, load_model, save_model
+from lawm.models.saved import load_model
 from lawm.runtime import resolve_device
-from lawm.training import train
+from lawm.training import train_new_model
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, controllers, latent_actions
 from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
@@ -46,12 +46,10 @@ def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path
                                          "action_scale": scale}}
     paths = {}
     for kind in KINDS:
-        torch.manual_seed(params.seed)
-        model = build(kind, kwargs[kind]).to(device)
-        train(model, data, controller_loss, cfg.train, Path(checkpoint_dir) / kind, seed=params.seed,
-              log=lambda m, step, kind=kind: tracking.log_metrics({f"{kind}/{k}": v for k, v in m.items()}, step),
-              desc=f"{kind} {variant}/{domain}")
-        paths[kind] = str(save_model(Path(out_dir) / f"{kind}.pt", model, kind, kwargs[kind]))
+        paths[kind] = str(train_new_model(
+            kind, kwargs[kind], data, controller_loss, cfg.train, Path(checkpoint_dir) / kind,
+            Path(out_dir) / f"{kind}.pt", seed=params.seed, device=device, desc=f"{kind} {variant}/{domain}",
+            log=lambda m, step, kind=kind: tracking.log_metrics({f"{kind}/{k}": v for k, v in m.items()}, step)))
     return paths, action_probe_r2(data, Transitions(lam, cache, domain, "val"))
 
 

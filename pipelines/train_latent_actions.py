@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
@@ -16,9 +15,9 @@ from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint
 from lawm.models.losses import lam_loss
-from lawm.models.saved import build, load_model, save_model
+from lawm.models.saved import load_model
 from lawm.runtime import resolve_device
-from lawm.training import train
+from lawm.training import train_new_model
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, latent_actions
 from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
@@ -35,12 +34,10 @@ def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpo
     data = training_windows(cache.root, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = {**cache.state_kwargs, "model_cfg": cfg.model.model_dump(mode="json"),
-              "reg_cfg": reg.model_dump(mode="json"), "tubelet": int(cache.meta["encoder"]["tubelet"])}
-    torch.manual_seed(params.seed)  # the initial weights are part of the run: seed them
-    model = build("latent_action_model", kwargs).to(resolve_device(params.device))
-    train(model, data, lam_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
-          log=tracking.log_metrics, desc=f"train {variant}")
-    return str(save_model(Path(out_dir) / "model.pt", model, "latent_action_model", kwargs))
+              "reg_cfg": reg.model_dump(mode="json"), "tubelet": cache.tubelet}
+    return str(train_new_model("latent_action_model", kwargs, data, lam_loss, cfg.train, checkpoint_dir,
+                               Path(out_dir) / "model.pt", seed=params.seed, device=resolve_device(params.device),
+                               log=tracking.log_metrics, desc=f"train {variant}"))
 
 
 @flow(name="train_latent_actions", timeout_seconds=6 * 3600)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
@@ -17,9 +16,9 @@ from lawm.evaluation.world_model import held_out_errors
 from lawm.features import FeatureCache, StateWindows
 from lawm.io import fingerprint
 from lawm.models.losses import world_model_loss
-from lawm.models.saved import build, load_model, save_model
+from lawm.models.saved import load_model
 from lawm.runtime import resolve_device
-from lawm.training import train
+from lawm.training import train_new_model
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, world_model
 from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
@@ -37,11 +36,9 @@ def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoi
     space = action_space(cache, domain)
     kwargs = {**cache.state_kwargs, "model_cfg": params.latent_actions.model.model_dump(mode="json"),
               "action_scale": space.scale.tolist(), "rollout_steps": cfg.rollout_steps}
-    torch.manual_seed(params.seed)
-    model = build("action_world_model", kwargs).to(resolve_device(params.device))
-    train(model, data, world_model_loss, cfg.train, Path(checkpoint_dir), seed=params.seed,
-          log=tracking.log_metrics, desc=f"world model {domain}")
-    return str(save_model(Path(out_dir) / "model.pt", model, "action_world_model", kwargs))
+    return str(train_new_model("action_world_model", kwargs, data, world_model_loss, cfg.train, checkpoint_dir,
+                               Path(out_dir) / "model.pt", seed=params.seed, device=resolve_device(params.device),
+                               log=tracking.log_metrics, desc=f"world model {domain}"))
 
 
 @flow(name="train_world_model", timeout_seconds=6 * 3600)

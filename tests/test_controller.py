@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lawm.control import action_probe_r2
+from lawm.evaluation.controller import action_probe_r2
 from lawm.dynamics import rollout
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lawm.evaluation.leakage import partner_order
+from lawm.models.latent_action_model import latents
 from lawm.runtime import device_of
 
 
@@ -28,14 +29,6 @@ def one_step_error(model, dataset: Dataset, batch_size: int = 32) -> float:
         total += (pred - states[:, 1:]).abs().sum().item()
         count += pred.numel()
     return total / count
-
-
-@torch.no_grad()
-def latents(model, clips: Tensor, batch_size: int = 32) -> Tensor:
-    """Deterministic IDM latents of every transition: [M, S-1, L], on the CPU."""
-    device = device_of(model)
-    return torch.cat([model.infer_latents(clips[i:i + batch_size].to(device)).cpu()
-                      for i in range(0, len(clips), batch_size)])
 
 
 @torch.no_grad()

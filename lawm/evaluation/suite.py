@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lawm.evaluation.capacity import latents, one_step_error
+from lawm.evaluation.capacity import one_step_error
 from lawm.evaluation.leakage import leakage, partner_order
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
 from lawm.evaluation.probes import linear_probe_r2, motion_targets
 from lawm.evaluation.transfer import transfer
 from lawm.features import FeatureCache, StateWindows, clip_tensor
+from lawm.models.latent_action_model import latents
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,
     only when every clip has ground truth."""
     model.eval()
     cache = FeatureCache(features_dir)
-    tubelet = int(cache.meta["encoder"]["tubelet"])
+    tubelet = cache.tubelet
     val = cache.select(split, domains).reset_index(drop=True)
     clips = clip_tensor(cache, val)  # [M, S, N, D]
     num_states = clips.shape[1]

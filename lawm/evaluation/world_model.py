@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from lawm.dynamics import rollout
-from lawm.features import FeatureCache, clip_tensor
+from lawm.features import FeatureCache, clip_actions, clip_tensor
 from lawm.runtime import device_of
 
 
@@ -15,7 +15,7 @@ def held_out_errors(model, cache: FeatureCache, domain: str) -> dict:
     """Teacher-forced one-step L1 and open-loop rollout L1 (whole clip, true actions) on val clips."""
     rows = cache.select("val", [domain])
     clips = clip_tensor(cache, rows)  # [M, S, N, D]
-    actions = torch.stack([cache.actions(cid) for cid in rows["clip_id"]])  # [M, S-1, A]
+    actions = clip_actions(cache, rows)  # [M, S-1, A]
     clips, actions = clips.to(device_of(model)), actions.to(device_of(model))
     one_step = (model(clips, actions)["pred"] - clips[:, 1:]).abs().mean().item()
     rolled = rollout(model, clips[:, 0], actions)  # [M, S-1, N, D]

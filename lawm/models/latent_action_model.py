@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from lawm.config import ModelConfig, RegularizerConfig
 from lawm.models.idm import InverseDynamics
 from lawm.models.predictor import Predictor
 from lawm.models.regularizers import Regularizer, build_regularizer
+from lawm.runtime import device_of
 
 
 class LatentActionModel(nn.Module):
@@ -66,3 +68,11 @@ def build_latent_action_model(token_dim: int, tokens_grid: tuple[int, int], mode
                            m.idm_split, tubelet) if regularizer.uses_idm else None)
     predictor = Predictor(token_dim, tokens_grid, m.latent_dim, m.dim, m.depth, m.heads, m.mlp_ratio)
     return LatentActionModel(idm, predictor, regularizer)
+
+
+@torch.no_grad()
+def latents(model, clips: Tensor, batch_size: int = 32) -> Tensor:
+    """Deterministic IDM latents of every transition: [M, S-1, L], on the CPU."""
+    device = device_of(model)
+    return torch.cat([model.infer_latents(clips[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(clips), batch_size)])

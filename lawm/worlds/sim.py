@@ -11,10 +11,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from lawm.config import WorldsConfig
-from lawm.worlds import arm, nav
+from lawm.worlds.arm import ArmSim
+from lawm.worlds.nav import NavSim
 from lawm.worlds.scenes import scene_rng
 
-_SIMS = {"arm": arm.ArmSim, "nav": nav.NavSim}
+_SIMS = {"arm": ArmSim, "nav": NavSim}
 
 
 @runtime_checkable
