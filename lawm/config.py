@@ -25,7 +25,7 @@ Names = Annotated[list[Name], Field(min_length=1)]
 DEVICE_PATTERN = r"^(cpu|auto|cuda(:\d+)?)$"
 
 
-def _require_multiple(value: int, name: str, of: int, of_name: str) -> None:
+def require_multiple(value: int, name: str, of: int, of_name: str) -> None:
     """ValueError unless `value` (called `name`) is a whole multiple of `of` (called `of_name`)."""
     if value % of:
         raise ValueError(f"{name} ({value}) must be a multiple of {of_name} ({of})")
@@ -139,7 +139,7 @@ class PixelsEncoderConfig(Strict):
 
     @model_validator(mode="after")
     def _patch_divides_image(self):
-        _require_multiple(self.image_size, "image_size", self.patch_size, "patch_size")
+        require_multiple(self.image_size, "image_size", self.patch_size, "patch_size")
         return self
 
 
@@ -230,7 +230,7 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _heads_divide_dim(self):
-        _require_multiple(self.dim, "dim", self.heads, "heads")
+        require_multiple(self.dim, "dim", self.heads, "heads")
         return self
 
 
@@ -251,7 +251,7 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _batch_splits_over_processes(self):
-        _require_multiple(self.batch_size, "batch_size", self.processes, "processes")
+        require_multiple(self.batch_size, "batch_size", self.processes, "processes")
         return self
 
 
@@ -389,7 +389,7 @@ class Params(Strict):
     @model_validator(mode="after")
     def _clip_fits_tubelets(self):
         tubelet = self.features.encoder.tubelet
-        _require_multiple(self.clips.frames, "clips.frames", tubelet, "features.encoder.tubelet")
+        require_multiple(self.clips.frames, "clips.frames", tubelet, "features.encoder.tubelet")
         states = self.clips.frames // tubelet
         for name, window in (("latent_actions", self.latent_actions.window), ("world_model", self.world_model.window)):
             if window > states:

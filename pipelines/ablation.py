@@ -214,7 +214,8 @@ def best(values: dict[str, float | None], lowest: bool) -> tuple[str, float] | N
     return label, present[label]
 
 
-def labelled(found: tuple[str, float] | None, fmt: str = ".2f") -> str:
+def value_and_variant(found: tuple[str, float] | None, fmt: str = ".2f") -> str:
+    """"0.25 (none)": a best value and the variant that has it; "-" when none has it."""
     return "-" if found is None else f"{found[1]:{fmt}} ({found[0]})"
 
 
@@ -231,7 +232,7 @@ def controller_files(metrics: dict, domain: str) -> dict[str, dict]:
 def controller_cell(metrics: dict, domain: str, key: str, lowest: bool, keep: Keep) -> str:
     """The best value of a fit_controller metric on `domain` over the kept variants, with its variant."""
     files = controller_files(metrics, domain)
-    return labelled(best({v: value(m, key) for v, m in files.items() if keep(v)}, lowest))
+    return value_and_variant(best({v: value(m, key) for v, m in files.items() if keep(v)}, lowest))
 
 
 def world_model_cell(metrics: dict, domain: str) -> dict[str, str]:
@@ -249,7 +250,7 @@ def offline_cells(planning: dict, domain: str, key: str, label: str, keep: Keep)
     """An offline planning error (lower is better): the best kept latent planner and the world model."""
     planners = planning.get(domain, {}).get("offline", {})
     latent = {p: value(m, key) for p, m in latent_planners(planners, keep).items()}
-    return {f"{label} latent": labelled(best(latent, lowest=True), ".3g"),
+    return {f"{label} latent": value_and_variant(best(latent, lowest=True), ".3g"),
             f"{label} WM": number(value(planners, "world_model", key), ".3g")}
 
 

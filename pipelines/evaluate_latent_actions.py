@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import Transitions
-from lawm.evaluation.controller import action_probe_r2
 from lawm.evaluation import plots
 from lawm.evaluation.capacity import latent_use
+from lawm.evaluation.controller import action_probe_r2
+from lawm.evaluation.leakage import cut_curve_table
 from lawm.evaluation.suite import evaluate
 from lawm.features import FeatureCache, clip_tensor
 from lawm.io import write_parquet
@@ -48,8 +48,7 @@ def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, 
     figures = []
     if "cut_curve" in artifacts:
         leak = artifacts["cut_curve"]
-        curve = pd.DataFrame({"state": range(1, len(leak["curve_original"]) + 1),
-                              "original": leak["curve_original"], "stitched": leak["curve_stitched"]})
+        curve = cut_curve_table(leak)
         write_parquet(out / "cut_curve.parquet", curve)
         curve.to_csv(out / "cut_curve.csv", index=False)
         figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))

@@ -56,9 +56,8 @@ def plan_domain(domain: str, params: Params, cache: FeatureCache, out_dir: str) 
                                                     timing, params.seed)
     if params.features.encoder.kind == "pixels":  # states are frames: show plans against what happened
         for name, r in results.items():
-            executed = r.frames[0][-1::-timing.per_state][::-1]  # the frame after each transition
-            predicted = None if r.predicted is None else encoder.to_frames(r.predicted[:1])[0, timing.tubelet - 1::timing.tubelet].numpy()
-            path = plots.plan_strip(executed, predicted, r.goal_frames[0], Path(out_dir) / domain / f"{name}.png")
+            path = plots.episode_strip(r, encoder, timing.tubelet, timing.per_state,
+                                       Path(out_dir) / domain / f"{name}.png")
             tracking.log_artifact(path, f"plans/{domain}")
     return metrics
 

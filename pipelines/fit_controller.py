@@ -11,12 +11,12 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import Transitions, action_space
-from lawm.evaluation.controller import action_probe_r2, rollout_errors
 from lawm.distributed import launch, under_torchrun
+from lawm.evaluation.controller import action_probe_r2, rollout_errors
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
-from lawm.models.saved import load_model
+from lawm.models.saved import controller_args, load_model
 from lawm.runtime import resolve_device
 from lawm.training import train_new_model
 from pipelines.code_deps import code_version
@@ -39,11 +39,7 @@ def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path
     lam = load_model(lam_path, device)
     data = Transitions(lam, cache, domain, "train")
     scale = action_space(cache, domain).scale.tolist()
-    action_dim, latent_dim = int(data.actions.shape[1]), int(data.z.shape[1])
-    kwargs = {"controller": {**cache.state_kwargs, "action_dim": action_dim, "latent_dim": latent_dim,
-                             "dim": cfg.dim, "heads": cfg.heads, "mlp_ratio": cfg.mlp_ratio, "action_scale": scale},
-              "action_only_controller": {"action_dim": action_dim, "latent_dim": latent_dim, "dim": cfg.dim,
-                                         "action_scale": scale}}
+    kwargs = {kind: controller_args(kind, cache.state_kwargs, cfg, int(data.z.shape[1]), scale) for kind in KINDS}
     paths = {}
     for kind in KINDS:
         paths[kind] = str(train_new_model(

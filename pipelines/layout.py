@@ -52,3 +52,21 @@ def controllers(variant: str, domain: str) -> Path:
 PLANNING = DATA / "planning"  # stage `evaluate_planning`: <domain>/<planner>.png, the plans drawn
 REPORT = DATA / "report"  # stage `report`: report.md and its figures
 ABLATION = DATA / "ablation"  # pipelines.ablation: seconds.json, each row's wall-clock seconds
+
+
+# Every stage's DVC outputs, with dvc.yaml's matrix placeholders (tests/test_layout.py checks that
+# dvc.yaml declares exactly these; each stage's metrics file is METRICS/<stage>[/<item>...].json).
+VARIANT, DOMAIN = "${item.variant}", "${item.domain}"
+STAGE_OUTPUTS = {
+    "worlds": [WORLDS],
+    "list_sources": [SOURCES.parent],
+    "extract_clips": [CLIPS],
+    "cache_features": [FEATURES],
+    "train_latent_actions": [latent_actions(VARIANT)],
+    "evaluate_latent_actions": [evaluation(VARIANT)],
+    "compare_latent_actions": [evaluation() / name for name in ("comparison.md", "capacity.png", "transfer.png")],
+    "train_world_model": [world_model(DOMAIN)],
+    "fit_controller": [controllers(VARIANT, DOMAIN)],
+    "evaluate_planning": [PLANNING],
+    "report": [REPORT],
+}

@@ -15,7 +15,7 @@ from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint
 from lawm.models.losses import lam_loss
-from lawm.models.saved import load_model
+from lawm.models.saved import latent_action_model_args, load_model
 from lawm.runtime import resolve_device
 from lawm.training import train_new_model
 from pipelines.code_deps import code_version
@@ -33,8 +33,7 @@ def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpo
                       cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     data = training_windows(cache.root, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
-    kwargs = {**cache.state_kwargs, "model_cfg": cfg.model.model_dump(mode="json"),
-              "reg_cfg": reg.model_dump(mode="json"), "tubelet": cache.tubelet}
+    kwargs = latent_action_model_args(cache.state_kwargs, cfg.model, reg, cache.tubelet)
     return str(train_new_model("latent_action_model", kwargs, data, lam_loss, cfg.train, checkpoint_dir,
                                Path(out_dir) / "model.pt", seed=params.seed, device=resolve_device(params.device),
                                log=tracking.log_metrics, desc=f"train {variant}"))

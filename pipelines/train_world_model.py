@@ -16,7 +16,7 @@ from lawm.evaluation.world_model import held_out_errors
 from lawm.features import FeatureCache, StateWindows
 from lawm.io import fingerprint
 from lawm.models.losses import world_model_loss
-from lawm.models.saved import load_model
+from lawm.models.saved import action_world_model_args, load_model
 from lawm.runtime import resolve_device
 from lawm.training import train_new_model
 from pipelines.code_deps import code_version
@@ -34,8 +34,8 @@ def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoi
                       cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
     data = StateWindows(cache.root, cfg.window, "train", [domain], with_actions=True)
     space = action_space(cache, domain)
-    kwargs = {**cache.state_kwargs, "model_cfg": params.latent_actions.model.model_dump(mode="json"),
-              "action_scale": space.scale.tolist(), "rollout_steps": cfg.rollout_steps}
+    kwargs = action_world_model_args(cache.state_kwargs, params.latent_actions.model, space.scale.tolist(),
+                                     cfg.rollout_steps)
     return str(train_new_model("action_world_model", kwargs, data, world_model_loss, cfg.train, checkpoint_dir,
                                Path(out_dir) / "model.pt", seed=params.seed, device=resolve_device(params.device),
                                log=tracking.log_metrics, desc=f"world model {domain}"))

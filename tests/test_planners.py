@@ -10,7 +10,8 @@ from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache, to_storage, write_index, write_shard
 from lawm.models import ActionWorldModel, Predictor
 from lawm.planning import trials
-from lawm.planning.domains import labelled
+from lawm.planning import domains
+from lawm.planning.domains import LabelledDomain, labelled, register
 from lawm.planning.planners import CEMPlanner, Oracle, Planner, Problem, RandomPlanner
 
 BUDGET = ProtocolConfig(samples=8, elites=2, iterations=2, horizon=3, init_std=1.0, straight_line=False, episodes=6)
@@ -75,6 +76,21 @@ def test_the_offline_protocol_runs_on_a_users_domain_without_a_simulator(tmp_pat
         assert set(metrics) == {"action_l1", "action_l1_sem", "action_l1_relative", "ms_per_plan"}
         assert all(math.isfinite(v) for v in metrics.values())
     assert out["oracle"]["action_l1"] == 0 and out["random"]["action_l1"] > 0
+
+
+def test_a_users_registered_domain_gets_its_protocol(tmp_path, monkeypatch):
+    monkeypatch.setattr(domains, "REGISTRY", dict(domains.REGISTRY))  # registrations stay in this test
+    cache = tiny_cache(tmp_path, "kitchen", clips=3, states=5, grid=(1, 2), dim=4, actions=2)
+    space = ActionSpace.from_actions(torch.cat([cache.actions(c) for c in cache.index["clip_id"]]))
+    register("kitchen", LabelledDomain("droid", "arm"))
+    assert labelled("kitchen").protocol == "droid" and labelled("kitchen").sim is None
+    out = trials.offline("kitchen", {"random": RandomPlanner(), "oracle": Oracle()}, cache, space, BUDGET, seed=0)
+    assert set(out["oracle"]) == {"delta", "delta_sem", "delta_relative", "ms_per_plan"}  # DROID's, not generic
+    assert out["oracle"]["delta"] == 0 and out["random"]["delta"] > 0
+    with pytest.raises(ValueError, match="already registered"):
+        register("kitchen", LabelledDomain("generic", "arm"))
+    with pytest.raises(ValueError, match="unknown protocol 'droid2'"):
+        register("garden", LabelledDomain("droid2", "arm"))
 
 
 def test_a_registered_domain_refuses_data_with_other_actions(tmp_path):

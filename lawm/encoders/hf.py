@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from lawm.config import require_multiple
 from lawm.encoders.base import EncoderLoadError, FrozenEncoder, sha256_state_dict
 from lawm.nn import frame_causal_mask
 
@@ -256,9 +257,7 @@ class VJEPA2Encoder(HFEncoder):
         if tubelet != cfg.tubelet_size:
             raise ValueError(f"encoder tubelet is {tubelet} but the V-JEPA 2 model {model!r} has "
                              f"tubelet_size {cfg.tubelet_size}; set the encoder's tubelet to {cfg.tubelet_size}")
-        if image_size % cfg.patch_size:
-            raise ValueError(f"image_size {image_size} is not a multiple of the V-JEPA 2 patch size "
-                             f"{cfg.patch_size} (model {model!r})")
+        require_multiple(image_size, "image_size", cfg.patch_size, f"the V-JEPA 2 patch size of {model!r}")
         side = image_size // cfg.patch_size
         for layer in m.encoder.layer:  # RoPE rows/columns for our resolution (see module docstring)
             layer.attention.grid_size = side
@@ -291,9 +290,7 @@ class DINOv2Encoder(HFEncoder):
         m = load_pretrained(
             model, self.model_types, optional_keys=("embeddings.mask_token",))
         cfg = m.config
-        if image_size % cfg.patch_size:
-            raise ValueError(f"image_size {image_size} is not a multiple of the DINOv2 patch size "
-                             f"{cfg.patch_size} (model {model!r})")
+        require_multiple(image_size, "image_size", cfg.patch_size, f"the DINOv2 patch size of {model!r}")
         side = image_size // cfg.patch_size
         self.grid = (side, side)
         self.dim = int(cfg.hidden_size)

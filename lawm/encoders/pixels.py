@@ -23,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lawm.config import require_multiple
 from lawm.encoders.base import FrozenEncoder
 
 
@@ -31,8 +32,7 @@ class PixelsEncoder(FrozenEncoder):
 
     def __init__(self, image_size: int, patch_size: int, tubelet: int, blur: float = 0.0, gain_norm: bool = False,
                  device: str | torch.device = "cpu"):
-        if image_size % patch_size:
-            raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+        require_multiple(image_size, "image_size", patch_size, "patch_size")
         if blur < 0:
             raise ValueError(f"blur must be >= 0, got {blur}")
         self.image_size = image_size

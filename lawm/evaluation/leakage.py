@@ -8,6 +8,7 @@ at the same step of the unstitched clip.
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 from lawm.runtime import device_of
@@ -57,3 +58,9 @@ def leakage(model, clips: torch.Tensor, videos: list[str], cut: int) -> dict:
     at_cut, base = stitched[cut - 1].item(), original[cut - 1].item()
     return {"error_cut": at_cut, "error_no_cut": base, "ratio": at_cut / max(base, 1e-12),
             "curve_stitched": stitched.tolist(), "curve_original": original.tolist(), "pairs": int(keep.sum())}
+
+
+def cut_curve_table(leak: dict) -> pd.DataFrame:
+    """`leakage`'s mean error per predicted state, of the original and the stitched clips, as a table."""
+    return pd.DataFrame({"state": range(1, len(leak["curve_original"]) + 1),
+                         "original": leak["curve_original"], "stitched": leak["curve_stitched"]})

@@ -133,6 +133,17 @@ def plan_strip(executed: list[np.ndarray], predicted: np.ndarray | None, goal: n
     return Path(path)
 
 
+def episode_strip(result, encoder: PixelsEncoder, tubelet: int, per_state: int, path: Path) -> Path:
+    """`plan_strip` of a closed-loop result's first episode (lawm.planning.closed_loop): the frame
+    after each executed transition (`per_state` native frames apart), and the frames of the
+    planner's first predicted states (the last of each tubelet)."""
+    executed = result.frames[0][-1::-per_state][::-1]
+    predicted = None
+    if result.predicted is not None:
+        predicted = encoder.to_frames(result.predicted[:1])[0, tubelet - 1::tubelet].numpy()  # [H, S, S, 3]
+    return plan_strip(executed, predicted, result.goal_frames[0], path)
+
+
 def rollout_strips(cache: FeatureCache, artifacts: dict, out: Path, name: str, count: int) -> list[Path]:
     """PNG strips (ground truth / IDM rollout / transferred) of the first `count` clips; with the
     `pixels` encoder only, whose states are frames."""

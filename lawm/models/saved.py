@@ -48,6 +48,31 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "controller": _controller, "action_only_controller": _action_only_controller}
 
 
+# The build kwargs of each kind from the validated config, in one place. `state` is the feature
+# cache's state description (`FeatureCache.state_kwargs`: token width and grid); `action_scale` the
+# domain's action std (`lawm.dynamics.ActionSpace.scale`), which the models' inputs are divided by.
+
+
+def latent_action_model_args(state: dict, model_cfg, reg_cfg, tubelet: int) -> dict:
+    """`model_cfg` a ModelConfig, `reg_cfg` a RegularizerConfig."""
+    return {**state, "model_cfg": model_cfg.model_dump(mode="json"), "reg_cfg": reg_cfg.model_dump(mode="json"),
+            "tubelet": int(tubelet)}
+
+
+def action_world_model_args(state: dict, model_cfg, action_scale: list[float], rollout_steps: int) -> dict:
+    """`model_cfg` a ModelConfig (the latent-action model's predictor size, for a fair baseline)."""
+    return {**state, "model_cfg": model_cfg.model_dump(mode="json"), "action_scale": list(action_scale),
+            "rollout_steps": int(rollout_steps)}
+
+
+def controller_args(kind: str, state: dict, cfg, latent_dim: int, action_scale: list[float]) -> dict:
+    """`kind` "controller" or "action_only_controller"; `cfg` a ControllerConfig."""
+    sizes = {"action_dim": len(action_scale), "latent_dim": int(latent_dim), "dim": cfg.dim}
+    if kind == "action_only_controller":
+        return {**sizes, "action_scale": list(action_scale)}
+    return {**state, **sizes, "heads": cfg.heads, "mlp_ratio": cfg.mlp_ratio, "action_scale": list(action_scale)}
+
+
 def build(kind: str, kwargs: dict) -> nn.Module:
     """A fresh model of `kind` from JSON-able `kwargs` (what `save_model` stores)."""
     if kind not in BUILDERS:

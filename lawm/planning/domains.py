@@ -25,10 +25,22 @@ class LabelledDomain:
         return None if self.sim is None else self.sim.action_columns
 
 
-DOMAINS = {"arm": LabelledDomain("droid", "arm", ArmSim), "nav": LabelledDomain("recon", "nav", NavSim)}
+REGISTRY = {"arm": LabelledDomain("droid", "arm", ArmSim), "nav": LabelledDomain("recon", "nav", NavSim)}
 GENERIC = LabelledDomain("generic", "arm")
+
+
+def register(domain: str, entry: LabelledDomain) -> None:
+    """Make planning treat `domain` as `entry` says (its protocol, budget and simulator) instead of
+    with the generic protocol. Refuses to replace a registered domain."""
+    if domain in REGISTRY:
+        raise ValueError(f"domain {domain!r} is already registered: {REGISTRY[domain]}")
+    from lawm.planning.protocols import METRICS
+
+    if entry.protocol not in METRICS:
+        raise ValueError(f"unknown protocol {entry.protocol!r} for domain {domain!r}; known: {sorted(METRICS)}")
+    REGISTRY[domain] = entry
 
 
 def labelled(domain: str) -> LabelledDomain:
     """What planning knows of `domain`: its registered entry, or the generic protocol alone."""
-    return DOMAINS.get(domain, GENERIC)
+    return REGISTRY.get(domain, GENERIC)
