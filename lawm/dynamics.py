@@ -2,7 +2,9 @@
 domain's action space.
 
 Training, control, evaluation and planning share these; planning searches over them with CEM
-(lawm.planning.cem).
+(lawm.planning.cem). These are models of the encoder's states. The simulators of closed-loop
+control (lawm.worlds.sim.Sim) are the world itself: they step pixels by native-frame actions, so
+they follow their own protocol, and closed-loop control encodes their frames into states.
 """
 
 from __future__ import annotations

@@ -107,6 +107,11 @@ class FeatureCache:
         self._row = {cid: i for i, cid in enumerate(self.index["clip_id"])}
         self._maps: dict[int, np.memmap] = {}
 
+    @classmethod
+    def open(cls, cache: FeatureCache | str | Path) -> FeatureCache:
+        """`cache` itself, or the cache at that path: what every API that reads the cache accepts."""
+        return cache if isinstance(cache, FeatureCache) else cls(cache)
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -184,12 +189,12 @@ class StateWindows(Dataset):
     Item: {"states": [window, N, D] float32, "actions": [window - 1, A] float32, "clip_id": str}.
     """
 
-    def __init__(self, root: str | Path, window: int, split: str | None = None,
+    def __init__(self, cache: FeatureCache | str | Path, window: int, split: str | None = None,
                  domains: Sequence[str] | None = None, with_actions: bool = False, stride: int = 1):
-        self.cache = FeatureCache(root)
+        self.cache = FeatureCache.open(cache)
         rows = self.cache.select(split, domains)
         if rows.empty:
-            raise ValueError(f"{root}: no cached clips for split={split!r} domains={domains!r}")
+            raise ValueError(f"{self.cache.root}: no cached clips for split={split!r} domains={domains!r}")
         num_states = int(self.cache.token_shape[0])
         if not 2 <= window <= num_states:
             raise ValueError(f"window must be in [2, {num_states}] (states per clip), got {window}")
@@ -256,9 +261,10 @@ def _round_robin(lists: list[list[int]]) -> list[int]:
     return [x for group in itertools.zip_longest(*lists) for x in group if x is not None]
 
 
-def training_windows(root: str | Path, domains: Sequence[str], window: int, split: str,
+def training_windows(cache: FeatureCache | str | Path, domains: Sequence[str], window: int, split: str,
                      mix_domains: Sequence[str] = (), mix_share: float = 0.0, seed: int = 0) -> Dataset:
     """Windows of `domains`, plus `mix_share` of the whole from `mix_domains` (App. D), for `split`."""
-    main = StateWindows(root, window, split=split, domains=domains)
-    extra = StateWindows(root, window, split=split, domains=mix_domains) if mix_share > 0 else None
+    cache = FeatureCache.open(cache)
+    main = StateWindows(cache, window, split=split, domains=domains)
+    extra = StateWindows(cache, window, split=split, domains=mix_domains) if mix_share > 0 else None
     return MixedWindows(main, extra, mix_share, seed) if extra is not None else main

@@ -32,7 +32,7 @@ def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, 
     log = get_run_logger()
     cfg = params.latent_actions
     model = load_model(model_path, resolve_device(params.device))
-    metrics, artifacts = evaluate(model, str(cache.root), cfg.domains)
+    metrics, artifacts = evaluate(model, cache, cfg.domains)
     for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
         if any(cache.select(split, [domain]).empty for split in ("train", "val")):
             log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
@@ -54,7 +54,7 @@ def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, 
         figures.append(plots.cut_curve(leak, variant, out / "cut_curve.png"))
     figures += plots.rollout_strips(cache, artifacts, out, "rollout", 3)
     for domain in cfg.eval_real_domains:
-        real, real_artifacts = evaluate(model, str(cache.root), [domain], split=None)
+        real, real_artifacts = evaluate(model, cache, [domain], split=None)
         metrics.update({f"{domain}_{k}": v for k, v in real.items()})
         figures += plots.rollout_strips(cache, real_artifacts, out, f"{domain}_rollout", 1)
     return metrics, figures

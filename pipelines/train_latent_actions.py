@@ -31,7 +31,7 @@ def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpo
     if cfg.train.processes > 1 and not under_torchrun():
         return launch(fit.fn, cfg.train.processes, resolve_device(params.device), variant=variant, params=params,
                       cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
-    data = training_windows(cache.root, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
+    data = training_windows(cache, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = latent_action_model_args(cache.state_kwargs, cfg.model, reg, cache.tubelet)
     return str(train_new_model("latent_action_model", kwargs, data, lam_loss, cfg.train, checkpoint_dir,
@@ -60,7 +60,7 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         with training_dirs(out, key, log, variant) as work:
             weights = fit(variant, params, cache, str(out), str(work))
             model = load_model(weights, resolve_device(params.device))
-            val = training_windows(features_dir, cfg.domains, cfg.window, "val")
+            val = training_windows(cache, cfg.domains, cfg.window, "val")
             metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}
             tracking.log_metrics(metrics)
             _, tokens, width = cache.token_shape

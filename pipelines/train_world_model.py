@@ -32,7 +32,7 @@ def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoi
     if cfg.train.processes > 1 and not under_torchrun():
         return launch(fit.fn, cfg.train.processes, resolve_device(params.device), domain=domain, params=params,
                       cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
-    data = StateWindows(cache.root, cfg.window, "train", [domain], with_actions=True)
+    data = StateWindows(cache, cfg.window, "train", [domain], with_actions=True)
     space = action_space(cache, domain)
     kwargs = action_world_model_args(cache.state_kwargs, params.latent_actions.model, space.scale.tolist(),
                                      cfg.rollout_steps)

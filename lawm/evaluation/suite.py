@@ -19,18 +19,18 @@ from lawm.models.latent_action_model import latents
 log = logging.getLogger(__name__)
 
 
-def evaluate(model, features_dir: str, domains: list[str], horizon: int = 4,
+def evaluate(model, cache: FeatureCache | str, domains: list[str], horizon: int = 4,
              split: str | None = "val") -> tuple[dict, dict]:
     """Metrics (JSON-able floats) and artifacts (curves, rollouts) of `model` on `domains`' clips of
     `split` (None: every clip, for domains the model never trained on). Probes and locality run
     only when every clip has ground truth."""
     model.eval()
-    cache = FeatureCache(features_dir)
+    cache = FeatureCache.open(cache)
     tubelet = cache.tubelet
     val = cache.select(split, domains).reset_index(drop=True)
     clips = clip_tensor(cache, val)  # [M, S, N, D]
     num_states = clips.shape[1]
-    metrics = {"capacity_one_step_l1": one_step_error(model, StateWindows(features_dir, num_states, split, domains))}
+    metrics = {"capacity_one_step_l1": one_step_error(model, StateWindows(cache, num_states, split, domains))}
 
     partner = torch.tensor(partner_order(val["video"].tolist()))
     keep = partner >= 0
