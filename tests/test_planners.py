@@ -89,8 +89,9 @@ def test_a_users_registered_domain_gets_its_protocol(tmp_path, monkeypatch):
     assert out["oracle"]["delta"] == 0 and out["random"]["delta"] > 0
     with pytest.raises(ValueError, match="already registered"):
         register("kitchen", LabelledDomain("generic", "arm"))
+    register("garden", LabelledDomain("droid2", "arm"))
     with pytest.raises(ValueError, match="unknown protocol 'droid2'"):
-        register("garden", LabelledDomain("droid2", "arm"))
+        trials.offline("garden", {"oracle": Oracle()}, cache, space, BUDGET, seed=0)
 
 
 def test_a_registered_domain_refuses_data_with_other_actions(tmp_path):

@@ -23,6 +23,8 @@ def offline(domain: str, planners: dict[str, Planner], cache: FeatureCache, spac
     """The domain's offline protocol (lawm.planning.domains: arm DROID's Δ, nav RECON's ATE/RPE,
     any other the generic action error) for every planner."""
     entry = labelled(domain)
+    if entry.protocol not in METRICS:
+        raise ValueError(f"unknown protocol {entry.protocol!r} for domain {domain!r}; known: {sorted(METRICS)}")
     segments = sample_segments(cache, domain, "val", cfg.horizon, cfg.episodes, seed)
     true = segments.actions  # [E, H, A]
     if entry.actions is not None and true.shape[-1] != len(entry.actions):
