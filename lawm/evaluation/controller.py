@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from lawm.control import Transitions
-from lawm.dynamics import rollout
+from lawm.dynamics import ActionSpace, rollout
 from lawm.evaluation.probes import linear_probe_r2
 from lawm.features import FeatureCache, clip_actions, clip_tensor
 from lawm.models.controller import ControlledWorldModel
@@ -17,7 +17,7 @@ def action_probe_r2(train: Transitions, val: Transitions) -> float:
     """How much of the real action the IDM's latents carry: held-out R^2 of a linear probe from z_t
     to a_t (each action dimension standardised). Near 0, no controller can steer the world model
     through the latents: it can only output their mean."""
-    scale = train.actions.std(0).clamp_min(1e-6)  # [A]
+    scale = ActionSpace.from_actions(train.actions).scale  # [A]: the std, as the models normalise by
     return linear_probe_r2(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
 
 
