@@ -33,7 +33,12 @@ class _LogLines:
 
 class _LogBar(plain_tqdm):
     """tqdm that writes only on its interval: a new postfix waits for the next line instead of
-    forcing one (tqdm's default), so a loop that sets a postfix every step still logs every 30 s."""
+    forcing one (tqdm's default), so a loop that sets a postfix every step still logs every 30 s.
+
+    Without tqdm's monitor thread, which would redraw a slow bar from its own thread: a log line
+    from there has no Prefect run context, so Prefect warns and the line misses the run's log."""
+
+    monitor_interval = 0
 
     def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
         super().set_postfix(ordered_dict, refresh=False, **kwargs)
