@@ -34,7 +34,7 @@ from lawm.config import with_overrides
 from lawm.runtime import usable_cores
 
 SHORT = {"latent_actions.train.steps": 60, "world_model.train.steps": 60, "controller.train.steps": 60,
-         "planning.closed_loop.episodes": 20, "planning.arm.episodes": 16, "planning.nav.episodes": 16}
+         "planning.closed_loop.episodes": 20, "planning.droid.episodes": 16, "planning.recon.episodes": 16}
 QUICK = {**SHORT, "worlds.size": 32, "worlds.wild.videos": 3, "worlds.wild.seconds": 4.0, "worlds.arm.episodes": 2,
          "worlds.arm.seconds": 4.0, "worlds.nav.episodes": 2, "worlds.nav.seconds": 4.0, "clips.frames": 8,
          "clips.stride": 4, "clips.val_share": 0.5, "features.encoder.image_size": 32,
@@ -44,8 +44,8 @@ QUICK = {**SHORT, "worlds.size": 32, "worlds.wild.videos": 3, "worlds.wild.secon
          "controller.dim": 16, "controller.heads": 2, "latent_actions.train.steps": 8,
          "world_model.train.steps": 6, "controller.train.steps": 6, "planning.closed_loop.episodes": 3,
          "planning.closed_loop.goal_steps": 2, "planning.closed_loop.steps": 2,
-         "planning.closed_loop.cem.horizon": 1, "planning.arm.episodes": 4, "planning.arm.horizon": 3,
-         "planning.nav.episodes": 4, "planning.nav.horizon": 3}
+         "planning.closed_loop.cem.horizon": 1, "planning.droid.episodes": 4, "planning.droid.horizon": 3,
+         "planning.recon.episodes": 4, "planning.recon.horizon": 3}
 
 
 def make_project(root: Path, overrides: dict) -> dict[str, str]:

@@ -348,8 +348,9 @@ class ClosedLoopConfig(Strict):
 class PlanningConfig(Strict):
     """Stage `evaluate_planning`: the paper's offline protocols and closed-loop control."""
 
-    arm: ProtocolConfig  # DROID protocol: start and goal `horizon` states apart, |sum planned - sum true|_1
-    nav: ProtocolConfig  # RECON protocol: straight-line plans, ATE and RPE
+    droid: ProtocolConfig  # DROID protocol (`arm`, and any unregistered labelled domain): start and goal
+    #   `horizon` states apart, |sum planned - sum true|_1
+    recon: ProtocolConfig  # RECON protocol (`nav`): straight-line plans, ATE and RPE
     closed_loop: ClosedLoopConfig
     batch: PositiveInt  # rollouts evaluated per forward pass
 
@@ -395,7 +396,7 @@ class Params(Strict):
             if window > states:
                 raise ValueError(f"{name}.window ({window}) exceeds the {states} states per clip "
                                  f"(clips.frames / tubelet)")
-        for name, cem in (("arm", self.planning.arm), ("nav", self.planning.nav)):
+        for name, cem in (("droid", self.planning.droid), ("recon", self.planning.recon)):
             if cem.horizon >= states:
                 raise ValueError(f"planning.{name}.horizon ({cem.horizon}) needs horizon + 1 states in a clip, "
                                  f"which has {states}")

@@ -103,10 +103,10 @@ def test_matrix_stages_reject_an_unknown_variant_or_domain(tmp_path, args, messa
 
 
 def test_planning_settings_are_checked_against_the_data(repo_params):
-    with pytest.raises(ConfigError, match="planning.arm.horizon"):
-        with_overrides(repo_params, {"planning.arm": {**repo_params.planning.arm.model_dump(), "horizon": 8}})
+    with pytest.raises(ConfigError, match="planning.droid.horizon"):
+        with_overrides(repo_params, {"planning.droid": {**repo_params.planning.droid.model_dump(), "horizon": 8}})
     with pytest.raises(ConfigError, match="elites"):
-        with_overrides(repo_params, {"planning.nav": {**repo_params.planning.nav.model_dump(), "elites": 500}})
+        with_overrides(repo_params, {"planning.recon": {**repo_params.planning.recon.model_dump(), "elites": 500}})
     with pytest.raises(ConfigError, match="not in latent_actions.variants"):
         with_overrides(repo_params, {"controller.variants": ["sparse", "zero_typo"]})
     with pytest.raises(ConfigError, match="no latent actions"):

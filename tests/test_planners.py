@@ -82,14 +82,14 @@ def test_a_users_registered_domain_gets_its_protocol(tmp_path, monkeypatch):
     monkeypatch.setattr(domains, "REGISTRY", dict(domains.REGISTRY))  # registrations stay in this test
     cache = tiny_cache(tmp_path, "kitchen", clips=3, states=5, grid=(1, 2), dim=4, actions=2)
     space = ActionSpace.from_actions(torch.cat([cache.actions(c) for c in cache.index["clip_id"]]))
-    register("kitchen", LabelledDomain("droid", "arm"))
+    register("kitchen", LabelledDomain("droid", "droid"))
     assert labelled("kitchen").protocol == "droid" and labelled("kitchen").sim is None
     out = trials.offline("kitchen", {"random": RandomPlanner(), "oracle": Oracle()}, cache, space, BUDGET, seed=0)
     assert set(out["oracle"]) == {"delta", "delta_sem", "delta_relative", "ms_per_plan"}  # DROID's, not generic
     assert out["oracle"]["delta"] == 0 and out["random"]["delta"] > 0
     with pytest.raises(ValueError, match="already registered"):
-        register("kitchen", LabelledDomain("generic", "arm"))
-    register("garden", LabelledDomain("droid2", "arm"))
+        register("kitchen", LabelledDomain("generic", "droid"))
+    register("garden", LabelledDomain("droid2", "droid"))
     with pytest.raises(ValueError, match="unknown protocol 'droid2'"):
         trials.offline("garden", {"oracle": Oracle()}, cache, space, BUDGET, seed=0)
 

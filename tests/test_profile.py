@@ -21,8 +21,8 @@ def test_the_paper_profile_sets_the_papers_sizes_and_budget():
     assert (m.dim, m.depth, m.heads, m.latent_dim) == (1024, 24, 16, 128)
     assert (t.steps, t.batch_size, t.lr, t.muon_lr) == (30000, 1024, 0.000625, 0.02)
     assert params.features.encoder.kind == "vjepa2" and params.features.encoder.image_size == 256
-    arm = params.planning.arm
-    assert (arm.samples, arm.elites, arm.iterations, arm.horizon) == (300, 10, 15, 3)
+    droid = params.planning.droid
+    assert (droid.samples, droid.elites, droid.iterations, droid.horizon) == (300, 10, 15, 3)
     assert params.controller.train.steps == 3000 and params.controller.train.batch_size == 256
 
 

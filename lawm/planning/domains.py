@@ -25,8 +25,8 @@ class LabelledDomain:
         return None if self.sim is None else self.sim.action_columns
 
 
-REGISTRY = {"arm": LabelledDomain("droid", "arm", ArmSim), "nav": LabelledDomain("recon", "nav", NavSim)}
-GENERIC = LabelledDomain("generic", "arm")
+REGISTRY = {"arm": LabelledDomain("droid", "droid", ArmSim), "nav": LabelledDomain("recon", "recon", NavSim)}
+GENERIC = LabelledDomain("generic", "droid")
 
 
 def register(domain: str, entry: LabelledDomain) -> None:
