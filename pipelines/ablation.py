@@ -66,6 +66,9 @@ ABLATIONS = [
     Ablation("idm_depth2", {"latent_actions.model.idm_depth": 2}, "ours", "a 2-block IDM (about 1.8x the step time)"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
+    Ablation("patch8_gain_norm", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
+                                  "features.encoder.gain_norm": True}, "ours",
+             "8 px patches everywhere and states blind to the flicker (the best latent planner of 2026-12-01)"),
 ]
 
 
