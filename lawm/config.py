@@ -264,6 +264,7 @@ class LatentActionsConfig(Strict):
     mix_domains: list[Name]
     eval_real_domains: list[Name]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
     window: Annotated[int, Field(ge=2)]  # states per training sequence
+    rollout_steps: PositiveInt = 1  # 1 = teacher forcing only (the paper's); r > 1 adds world_model's rollout loss
     model: ModelConfig
     train: TrainConfig
 

@@ -156,6 +156,28 @@ def test_latent_action_model_outputs_and_teacher_forcing():
     torch.testing.assert_close(rolled, lam.rollout(states[:, :2], z[:, 1:], context_z=z[:, :1]))
 
 
+def test_rollout_loss_scores_fed_back_predictions_and_trains_the_idm(tmp_path):
+    from lawm.models.saved import latent_action_model_args, load_model, save_model
+
+    states = toy_states(3, steps=5)
+    teacher = tiny_lam()
+    open_gates(teacher.predictor)
+    assert teacher(states)["rollout_loss"].item() == 0.0  # rollout_steps 1: the paper's teacher forcing alone
+    torch.manual_seed(0)
+    lam = build_latent_action_model(D_IN, GRID, TINY, NONE, rollout_steps=3)
+    lam.load_state_dict(teacher.state_dict())
+    out = lam(states)
+    rolled = lam.predictor.rollout(states[:, :1], out["z"][:, :3])  # [B, 3, N, D]: s_1..s_3 from s_0 alone
+    torch.testing.assert_close(out["rollout_loss"], (rolled - states[:, 1:4]).abs().mean())
+    torch.testing.assert_close(out["loss"], out["pred_loss"] + out["rollout_loss"] + out["reg_loss"])
+    assert not torch.allclose(rolled[:, 1:], out["pred"][:, 1:3])  # steps 2..3 see predictions, not states
+    lam.zero_grad()
+    out["rollout_loss"].backward()
+    assert lam.idm.head.weight.grad.abs().sum() > 0  # z is shaped by the rollout too
+    kwargs = latent_action_model_args({"token_dim": D_IN, "grid": list(GRID)}, TINY, NONE, 1, rollout_steps=3)
+    assert load_model(save_model(tmp_path / "m.pt", lam, "latent_action_model", kwargs)).rollout_steps == 3
+
+
 def test_noisy_model_has_a_two_headed_idm_and_deterministic_latents():
     lam = tiny_lam(NoisyRegularizer(kind="noisy", beta=1e-3))
     assert lam.idm.head.out_features == 2 * LATENT

@@ -20,8 +20,7 @@ class ActionWorldModel(nn.Module):
 
     Actions are divided by `action_scale` (the training data's per-dimension std) before the
     predictor sees them, so every action dimension arrives at unit scale. With rollout_steps r > 1,
-    V-JEPA 2-AC's extra loss: from s_0 alone, the model's own predictions are fed back for r steps
-    and each is scored against the true state (gradients flow through the whole rollout).
+    V-JEPA 2-AC's extra loss (`Predictor.rollout_loss`).
     """
 
     def __init__(self, predictor: Predictor, action_scale: Sequence[float], rollout_steps: int = 1):
@@ -41,11 +40,7 @@ class ActionWorldModel(nn.Module):
         c = self.conds(actions)  # [B, T-1, A]
         pred = self.predictor(states[:, :-1], c)  # [B, T-1, N, D]: pred[:, t] ~ states[:, t+1]
         pred_loss = (pred - states[:, 1:]).abs().mean()
-        r = min(self.rollout_steps, states.shape[1] - 1)
-        rollout_loss = pred_loss.new_zeros(())
-        if r > 1:
-            rolled = self.predictor.rollout(states[:, :1], c[:, :r])  # [B, r, N, D]
-            rollout_loss = (rolled - states[:, 1:r + 1]).abs().mean()
+        rollout_loss = self.predictor.rollout_loss(states, c, self.rollout_steps)
         return {"loss": pred_loss + rollout_loss, "pred_loss": pred_loss, "rollout_loss": rollout_loss,
                 "pred": pred}
 

@@ -13,16 +13,20 @@ from lawm.runtime import device_of
 
 
 class LatentActionModel(nn.Module):
-    """L = mean |s_{t+1} - p(s_{0:t}, z_t)| + L_z(z), z_t = reg(g(s_t, s_{t+1})), one teacher-forced pass.
+    """L = mean |s_{t+1} - p(s_{0:t}, z_t)| + L_z(z), z_t = reg(g(s_t, s_{t+1})), one teacher-forced pass
+    (the paper's), plus with rollout_steps r > 1 the real-action world model's r-step rollout loss
+    under the same z (`Predictor.rollout_loss`; ours, so both models are trained alike).
 
     The predictor runs on s_0..s_{T-2} with z_0..z_{T-2}: by the frame-causal mask this equals running
     it on all T states with a zero-padded last latent and dropping the unscored last output, at
     (T-1)/T of the cost. With the `zero` regulariser there is no IDM at all (z = 0).
     """
 
-    def __init__(self, idm: InverseDynamics | None, predictor: Predictor, regularizer: Regularizer):
+    def __init__(self, idm: InverseDynamics | None, predictor: Predictor, regularizer: Regularizer,
+                 rollout_steps: int = 1):
         super().__init__()
         self.idm, self.predictor, self.regularizer = idm, predictor, regularizer
+        self.rollout_steps = rollout_steps
 
     def raw_latents(self, states: Tensor) -> Tensor:
         """states [B, T, N, D] -> IDM output [B, T-1, raw_dim] (zeros when there is no IDM)."""
@@ -32,12 +36,14 @@ class LatentActionModel(nn.Module):
         return self.idm(states)
 
     def forward(self, states: Tensor) -> dict:
-        """states [B, T, N, D] -> {loss, pred_loss, reg_loss, z [B, T-1, L], pred [B, T-1, N, D], stats}."""
+        """states [B, T, N, D] -> {loss, pred_loss, rollout_loss, reg_loss, z [B, T-1, L], pred [B, T-1, N, D],
+        stats}."""
         reg = self.regularizer(self.raw_latents(states))  # z [B, T-1, L]
         pred = self.predictor(states[:, :-1], reg.z)  # [B, T-1, N, D]: pred[:, t] ~ states[:, t+1]
         pred_loss = (pred - states[:, 1:]).abs().mean()
-        return {"loss": pred_loss + reg.loss, "pred_loss": pred_loss, "reg_loss": reg.loss,
-                "z": reg.z, "pred": pred, "stats": reg.stats}
+        rollout_loss = self.predictor.rollout_loss(states, reg.z, self.rollout_steps)
+        return {"loss": pred_loss + rollout_loss + reg.loss, "pred_loss": pred_loss, "rollout_loss": rollout_loss,
+                "reg_loss": reg.loss, "z": reg.z, "pred": pred, "stats": reg.stats}
 
     def infer_latents(self, states: Tensor, deterministic: bool = True) -> Tensor:
         """states [B, T, N, D] -> latents [B, T-1, L]: the deterministic ones, or as in forward (mode-dependent)."""
@@ -60,14 +66,15 @@ class LatentActionModel(nn.Module):
 
 
 def build_latent_action_model(token_dim: int, tokens_grid: tuple[int, int], model_cfg: ModelConfig,
-                              reg_cfg: RegularizerConfig, tubelet: int = 1) -> LatentActionModel:
-    """`tubelet`: frames per state of the pixels tokens (needed when the IDM splits them)."""
+                              reg_cfg: RegularizerConfig, tubelet: int = 1, rollout_steps: int = 1) -> LatentActionModel:
+    """`tubelet`: frames per state of the pixels tokens (needed when the IDM splits them);
+    `rollout_steps`: see LatentActionModel."""
     m = model_cfg
     regularizer = build_regularizer(reg_cfg, m.latent_dim)
     idm = (InverseDynamics(token_dim, tokens_grid, regularizer.raw_dim, m.dim, m.idm_depth, m.heads, m.mlp_ratio,
                            m.idm_split, tubelet) if regularizer.uses_idm else None)
     predictor = Predictor(token_dim, tokens_grid, m.latent_dim, m.dim, m.depth, m.heads, m.mlp_ratio)
-    return LatentActionModel(idm, predictor, regularizer)
+    return LatentActionModel(idm, predictor, regularizer, rollout_steps)
 
 
 @torch.no_grad()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 
 def lam_loss(model, batch: dict):
-    """The latent-action model's own loss: prediction + regulariser."""
+    """The latent-action model's own loss: prediction (+ rollout) + regulariser."""
     out = model(batch["states"])  # [B, T, N, D]
-    return out["loss"], {"pred_loss": out["pred_loss"].item(), "reg_loss": out["reg_loss"].item(), **out["stats"]}
+    return out["loss"], {"pred_loss": out["pred_loss"].item(), "rollout_loss": out["rollout_loss"].item(),
+                         "reg_loss": out["reg_loss"].item(), **out["stats"]}
 
 
 def world_model_loss(model, batch: dict):

@@ -98,3 +98,16 @@ class Predictor(nn.Module):
             if t >= k - 1:
                 preds.append(nxt)
         return torch.stack(preds, dim=1)  # [B, h, N, D]
+
+    def rollout_loss(self, states: Tensor, conds: Tensor, steps: int) -> Tensor:
+        """V-JEPA 2-AC's rollout loss: from s_0 alone, feed the model's own predictions back for
+        r = min(steps, T-1) steps under conds, mean L1 to the true states (gradients through the
+        whole rollout); 0 when r < 2, where it would repeat the teacher-forced loss.
+
+        states [B, T, N, D], conds [B, T-1, C] -> scalar.
+        """
+        r = min(steps, states.shape[1] - 1)
+        if r < 2:
+            return states.new_zeros(())
+        rolled = self.rollout(states[:, :1], conds[:, :r])  # [B, r, N, D]
+        return (rolled - states[:, 1:r + 1]).abs().mean()
