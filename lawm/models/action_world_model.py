@@ -8,36 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from lawm.models.predictor import Predictor
+from lawm.models.real_actions import TakesRealActions
 from lawm.nn import KV
 
 
-class ActionWorldModel(nn.Module):
+class ActionWorldModel(TakesRealActions):
     """L = mean |s_{t+1} - p(s_{0:t}, a_t)| (teacher forcing) + the same on an r-step rollout.
 
-    Actions are divided by `action_scale` (the training data's per-dimension std) before the
-    predictor sees them, so every action dimension arrives at unit scale. With rollout_steps r > 1,
+    Actions enter the predictor at unit scale (TakesRealActions). With rollout_steps r > 1,
     V-JEPA 2-AC's extra loss (`Predictor.rollout_loss`).
     """
 
     def __init__(self, predictor: Predictor, action_scale: Sequence[float], rollout_steps: int = 1):
-        super().__init__()
+        super().__init__(action_scale)
         if predictor.cond_dim != len(action_scale):
             raise ValueError(f"the predictor takes {predictor.cond_dim}-d conditions, "
                              f"action_scale has {len(action_scale)} dims")
         self.predictor, self.rollout_steps = predictor, rollout_steps
-        self.register_buffer("action_scale", torch.tensor(list(action_scale), dtype=torch.float32))
-
-    def conds(self, actions: Tensor) -> Tensor:
-        """Real actions [..., A] -> predictor conditions [..., A] at unit scale."""
-        return actions / self.action_scale
 
     def forward(self, states: Tensor, actions: Tensor) -> dict:
         """states [B, T, N, D], actions [B, T-1, A] -> {loss, pred_loss, rollout_loss, pred}."""
-        c = self.conds(actions)  # [B, T-1, A]
+        c = self.unit_actions(actions)  # [B, T-1, A]
         pred = self.predictor(states[:, :-1], c)  # [B, T-1, N, D]: pred[:, t] ~ states[:, t+1]
         pred_loss = (pred - states[:, 1:]).abs().mean()
         rollout_loss = self.predictor.rollout_loss(states, c, self.rollout_steps)
@@ -46,7 +40,7 @@ class ActionWorldModel(nn.Module):
 
     def step(self, state: Tensor, action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """One planning step: state [B, N, D], real action [B, A] -> (next state [B, N, D], cache)."""
-        return self.predictor.step(state, self.conds(action), past)
+        return self.predictor.step(state, self.unit_actions(action), past)
 
     def readers(self) -> list[nn.Linear]:
         """The layers that read a state (folded planning, lawm.planning.cem)."""
@@ -54,4 +48,4 @@ class ActionWorldModel(nn.Module):
 
     def step_hidden(self, x: list[Tensor], action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """`step` from the readers' outputs x [B, N, dim] -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
-        return self.predictor.step_hidden(x[0], self.conds(action), past)
+        return self.predictor.step_hidden(x[0], self.unit_actions(action), past)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from lawm.models.predictor import Predictor
+from lawm.models.real_actions import TakesRealActions
 from lawm.nn import KV, Block, CrossAttentionBlock, grid_positions, rope_angles
 
 
@@ -21,20 +21,19 @@ def action_mlp(action_dim: int, dim: int) -> nn.Sequential:
                          nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
 
 
-class Controller(nn.Module):
+class Controller(TakesRealActions):
     """The paper's controller: z_t = c(a_t, s_t).
 
     The previous state's tokens go through two self-attention blocks (2-D RoPE over the grid); the
     action, embedded by a 3-layer MLP, is the query of a cross-attention block over those tokens;
-    a linear layer maps the one output token to the latent size. Actions are divided by
-    `action_scale` first. Only the single previous state is seen, as in the paper.
+    a linear layer maps the one output token to the latent size. Actions enter at unit scale
+    (TakesRealActions). Only the single previous state is seen, as in the paper.
     """
 
     def __init__(self, token_dim: int, grid: Sequence[int], action_dim: int, latent_dim: int, dim: int,
                  heads: int, mlp_ratio: float, action_scale: Sequence[float]):
-        super().__init__()
+        super().__init__(action_scale)
         self.grid, self.heads = tuple(grid), heads
-        self.register_buffer("action_scale", torch.tensor(list(action_scale), dtype=torch.float32))
         self.inp = nn.Linear(token_dim, dim)
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(2))
         self.action_embed = action_mlp(action_dim, dim)
@@ -55,7 +54,7 @@ class Controller(nn.Module):
 
     def read(self, memory: Tensor, actions: Tensor) -> Tensor:
         """memory [B, N, dim] (from `memory`), actions [B, A] -> latents [B, L]."""
-        q = self.action_embed(actions / self.action_scale)[:, None]  # [B, 1, dim]
+        q = self.action_embed(self.unit_actions(actions))[:, None]  # [B, 1, dim]
         return self.head(self.norm(self.cross(q, memory)[:, 0]))  # [B, L]
 
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
@@ -63,17 +62,16 @@ class Controller(nn.Module):
         return self.read(self.memory(states), actions)
 
 
-class ActionOnlyController(nn.Module):
+class ActionOnlyController(TakesRealActions):
     """The ablation the paper reports failing: z_t = MLP(a_t), blind to the state (digest 2.4)."""
 
     def __init__(self, action_dim: int, latent_dim: int, dim: int, action_scale: Sequence[float]):
-        super().__init__()
-        self.register_buffer("action_scale", torch.tensor(list(action_scale), dtype=torch.float32))
+        super().__init__(action_scale)
         self.net = nn.Sequential(action_mlp(action_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, latent_dim))
 
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
         """states [B, N, D] (ignored), actions [B, A] -> latents [B, L]."""
-        return self.net(actions / self.action_scale)
+        return self.net(self.unit_actions(actions))
 
 
 class ControlledWorldModel(nn.Module):
