@@ -81,6 +81,9 @@ class WildConfig(Strict):
     # looks around and stands, each for 0.5-1 s, switching within a frame (lawm.worlds.wild)
     camera_motion: Literal["smooth", "segments"] = "smooth"
     noise: Annotated[float, Field(ge=0)]  # strength of flicker and swaying texture (0 = none)
+    # chance that a new agent is a manipulator (the rest split evenly over walkers, balls and cars);
+    # None: all four kinds equally likely (0.25), with the draws of the worlds before this knob
+    manipulator_share: Share | None = None
 
 
 class ArmConfig(Strict):

@@ -271,6 +271,25 @@ def agent_free_changes(noise: float) -> float:
     return float(diff[keep].max())
 
 
+def agent_kinds(cfg, videos: int = 6) -> pd.Series:
+    """Frames (summed over slots) that hold an agent of each kind, in the first `videos` wild videos."""
+    kinds = []
+    for index in range(videos):
+        _, gt = render_video("wild", cfg, seed=3, index=index)
+        for k in range(cfg.wild.max_agents):
+            kinds += [kind for kind in gt[f"agent{k}_kind"] if kind]
+    return pd.Series(kinds).value_counts()
+
+
+def test_wild_manipulator_share_sets_how_many_agents_are_arms():
+    only_arms = agent_kinds(worlds(wild__manipulator_share=1.0))
+    assert set(only_arms.index) == {"arm"} and only_arms.sum() >= 100
+    no_arms = agent_kinds(worlds(wild__manipulator_share=0.0))
+    assert "arm" not in no_arms.index and set(no_arms.index) == {"walker", "ball", "car"}
+    default = agent_kinds(worlds())
+    assert len(default.index) >= 3  # unset: every kind can come
+
+
 def test_wild_noise_zero_keeps_the_background_still():
     assert agent_free_changes(0.0) == 0
     assert agent_free_changes(1.0) > 3  # flicker and swaying leaves

@@ -140,7 +140,8 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
 
     busy = rng.uniform(0.015, 0.05)  # spawn chance per empty slot and frame
     slots: list[Agent | Manipulator | None] = [None] * w.max_agents
-    slots[0] = _spawn(rng, cam, 0, s, k, inside=True, uid=0, max_delta=cfg.arm.max_delta * s)
+    slots[0] = _spawn(rng, cam, 0, s, k, inside=True, uid=0, max_delta=cfg.arm.max_delta * s,
+                      manipulator_share=w.manipulator_share)
     uid = 1
     gt = {f"agent{j}_{c}": [] for j in range(w.max_agents) for c in ("kind", "x", "y", "visible", "event", "uid")}
     xx, yy = pixel_grid(s, s)  # [1, S], [S, 1]
@@ -148,7 +149,8 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
     for t in range(t_len):
         for j in range(w.max_agents):
             if slots[j] is None and t > 0 and rng.random() < busy:
-                slots[j] = _spawn(rng, cam, t, s, k, inside=False, uid=uid, max_delta=cfg.arm.max_delta * s)
+                slots[j] = _spawn(rng, cam, t, s, k, inside=False, uid=uid, max_delta=cfg.arm.max_delta * s,
+                                  manipulator_share=w.manipulator_share)
                 uid += 1
         # background: the world and a patch of swaying foliage, seen through the camera
         wx, wy = np.broadcast_arrays(*cam.to_world(t, xx, yy, s))  # [S, S] world coordinates of the pixels
@@ -302,8 +304,11 @@ def _objects(rng: np.random.Generator, cam: Camera, s: int, k: float) -> Objects
 
 
 def _spawn(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, inside: bool, uid: int,
-           max_delta: float) -> Agent | Manipulator:
-    kind = KINDS[rng.integers(len(KINDS))]
+           max_delta: float, manipulator_share: float | None) -> Agent | Manipulator:
+    if manipulator_share is None:
+        kind = KINDS[rng.integers(len(KINDS))]
+    else:
+        kind = "arm" if rng.random() < manipulator_share else KINDS[rng.integers(len(KINDS) - 1)]
     if kind == "arm":
         return _spawn_arm(rng, cam, t, s, k, inside, uid, max_delta)
     spec = SPECS[kind]
