@@ -206,7 +206,7 @@ def latent_action_model(variant: str = "sparse", params=None):
     torch.manual_seed(0)
     model = build("latent_action_model", {"token_dim": 1536, "grid": [4, 4], "model_cfg": cfg.model.model_dump(mode="json"),
                                           "reg_cfg": cfg.regularizers[variant].model_dump(mode="json"),
-                                          "tubelet": 2}).train()
+                                          "tubelet": 2, "rollout_steps": cfg.rollout_steps}).train()
     return model, torch.randn(cfg.train.batch_size, cfg.window, 16, 1536)
 
 

@@ -131,7 +131,8 @@ def bench_training(params, shape, device, steps: int, log_every: int, batch: int
                                              "checkpoint_every": steps, "num_workers": 0})
     data = RandomClips(2 * batch, shape)
     kwargs = {"token_dim": shape[2], "grid": [16, 16] if shape[1] == 256 else [2, 2],
-              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": {"kind": "none"}, "tubelet": 2}
+              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": {"kind": "none"}, "tubelet": 2,
+              "rollout_steps": cfg.rollout_steps}
     torch.manual_seed(0)
     model = build("latent_action_model", kwargs).to(device)
     parameters = sum(p.numel() for p in model.parameters())

@@ -94,7 +94,8 @@ def run(quick: bool) -> dict:
         states = memory[0]["states"].shape  # [W, N, D]
         cache = FeatureCache(root)
         kwargs = {"token_dim": int(states[-1]), "grid": [int(g) for g in cache.grid],
-                  "model_cfg": cfg.model.model_dump(mode="json"), "tubelet": int(cache.meta["encoder"]["tubelet"])}
+                  "model_cfg": cfg.model.model_dump(mode="json"), "tubelet": int(cache.meta["encoder"]["tubelet"]),
+                  "rollout_steps": cfg.rollout_steps}
         variants = cfg.variants[:2] if quick else cfg.variants
         train_rate(params, variants[0], memory, kwargs, 4, 2, 0)  # warm-up: the process's first steps are slow
         rows = []

@@ -34,7 +34,8 @@ def cached_worlds(tiny_params, tmp_path, monkeypatch, prefect_server):
     from pipelines.worlds import worlds
 
     monkeypatch.chdir(tmp_path)
-    params = with_overrides(tiny_params, {"clips.sources": "data/worlds", **LONGER_CLIPS})
+    params = with_overrides(tiny_params, {"clips.sources": "data/worlds", "latent_actions.rollout_steps": 2,
+                                          **LONGER_CLIPS})
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     for stage in (worlds, list_sources, extract_clips, cache_features):
@@ -82,7 +83,9 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
     served = mlflow.pyfunc.load_model("models:/lawm-latent-actions-sparse@current")  # no pickle: code + weights
     states = clip_tensor(cache, cache.select("val").iloc[:2])  # [2, S, N, D]
     z = served.predict({"states": states.numpy()})
-    expected = load_model("data/latent_actions/sparse/model.pt").infer_latents(states)
+    saved = load_model("data/latent_actions/sparse/model.pt")
+    assert saved.rollout_steps == params.latent_actions.rollout_steps == 2  # the stage passes the setting on
+    expected = saved.infer_latents(states)
     assert z.shape == (2, states.shape[1] - 1, params.latent_actions.model.latent_dim)
     np.testing.assert_allclose(z, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(mlflow.exceptions.MlflowException):  # the signature guards the token shape

@@ -102,7 +102,7 @@ class Predictor(nn.Module):
     def rollout_loss(self, states: Tensor, conds: Tensor, steps: int) -> Tensor:
         """V-JEPA 2-AC's rollout loss: from s_0 alone, feed the model's own predictions back for
         r = min(steps, T-1) steps under conds, mean L1 to the true states (gradients through the
-        whole rollout); 0 when r < 2, where it would repeat the teacher-forced loss.
+        whole rollout); 0 when r < 2 (one step from s_0 is already in the teacher-forced loss).
 
         states [B, T, N, D], conds [B, T-1, C] -> scalar.
         """
