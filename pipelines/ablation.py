@@ -73,6 +73,8 @@ ABLATIONS = [
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
              "half of the wild agents are manipulators (hands that move objects, as egocentric video has)"),
+    Ablation("wild_tabletop", {"worlds.wild.tabletop_share": 0.25}, "ours",
+             "a quarter of the wild videos show hands at work over a table top, as much in-the-wild video does"),
 ]
 
 

@@ -290,6 +290,16 @@ def test_wild_manipulator_share_sets_how_many_agents_are_arms():
     assert len(default.index) >= 3  # unset: every kind can come
 
 
+def test_wild_tabletop_share_sets_the_scene_and_its_agents():
+    cfg = worlds(wild__tabletop_share=1.0)
+    assert set(agent_kinds(cfg).index) == {"arm"}  # hands at a table: manipulators only
+    assert render_video("wild", cfg, seed=3, index=0)[1]["tabletop"].all()
+    assert not render_video("wild", worlds(), seed=3, index=0)[1]["tabletop"].any()
+    half = [render_video("wild", worlds(wild__tabletop_share=0.5), seed=3, index=i)[1]["tabletop"].iloc[0]
+            for i in range(8)]
+    assert 0 < sum(half) < 8  # a share, drawn per video
+
+
 def test_wild_noise_zero_keeps_the_background_still():
     assert agent_free_changes(0.0) == 0
     assert agent_free_changes(1.0) > 3  # flicker and swaying leaves

@@ -160,15 +160,20 @@ def _explore(rng: np.random.Generator, sim: ArmSim, n: int, targets: np.ndarray)
 
 def _table(rng: np.random.Generator, s: int) -> np.ndarray:
     """Wooden table with grain, a few tape marks and a darker back edge: [S, S, 3]."""
-    wood = rng.uniform(0.75, 1.1) * np.array([[0.45, 0.3, 0.18], [0.62, 0.45, 0.28], [0.72, 0.55, 0.36]])
-    grain = 0.6 * value_noise(rng, s, s, (s / 24, s / 2), octaves=2) + 0.4 * value_noise(rng, s, s, s / 4, 2)
-    canvas = colormap(grain, np.clip(wood, 0, 1))  # [S, S, 3]
+    canvas = wood(rng, s, s, s)  # [S, S, 3]
     canvas[: max(s // 10, 2)] *= 0.55  # the wall behind the table
     for _ in range(int(rng.integers(2, 5))):
         x, y = rng.uniform(0.1, 0.9, 2) * s
         box(canvas, x, y, rng.uniform(2, 5) * s / 64, rng.uniform(0.6, 1.2) * s / 64, (0.85, 0.85, 0.8),
             angle=rng.uniform(0, np.pi), alpha=0.6)
     return canvas
+
+
+def wood(rng: np.random.Generator, h: int, w: int, s: int) -> np.ndarray:
+    """A wooden table top [h, w, 3], its grain along the rows, sized for frames of side `s`."""
+    tones = rng.uniform(0.75, 1.1) * np.array([[0.45, 0.3, 0.18], [0.62, 0.45, 0.28], [0.72, 0.55, 0.36]])
+    grain = 0.6 * value_noise(rng, h, w, (s / 24, s / 2), octaves=2) + 0.4 * value_noise(rng, h, w, s / 4, 2)
+    return colormap(grain, np.clip(tones, 0, 1))
 
 
 def _objects(rng: np.random.Generator, n: int):

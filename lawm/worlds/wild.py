@@ -7,10 +7,12 @@ turning, so the view slides and rotates, as the `nav` robot's does), otherwise i
 Agents enter through the frame edges: walkers with swinging legs, bouncing balls, fast cars, and
 manipulators (two-link arms of random colours whose end effector wanders and reaches, pushing the
 objects that lie around, as the `arm` robot's does); they move, turn, stop and leave again.
-Exogenous noise that no action explains, scaled by `noise`: global brightness flicker and a patch
-of swaying foliage.
+On a `tabletop_share` of videos the world is a wooden table top instead of the ground, with one to
+three objects on it, and every agent is a manipulator: hands at work, as much of in-the-wild video
+shows. Exogenous noise that no action explains, scaled by `noise`: global brightness flicker and a
+patch of swaying foliage.
 
-Ground truth per frame (pixels, image coordinates x right, y down): `camera_x`, `camera_y`,
+Ground truth per frame (pixels, image coordinates x right, y down): `tabletop` (the scene kind), `camera_x`, `camera_y`,
 `camera_yaw` (the view's centre in the world and its heading, radians), `camera_dx`, `camera_dy`,
 `camera_dyaw` (their change to the next frame, 0 on the last), and the same motion in the view's
 own frame: `camera_forward` (towards the top of the image), `camera_strafe` (to its right) and
@@ -33,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from lawm.config import WorldsConfig
-from lawm.worlds.arm import ArmLook, draw_arm, draw_object, push_objects
+from lawm.worlds.arm import ArmLook, draw_arm, draw_object, push_objects, wood
 from lawm.worlds.common import (base_table, bilinear, box, capsule, colormap, disc, ellipse,
                                 jitter_color, num_frames, pixel_grid, smooth_noise, to_uint8,
                                 value_noise, wrap_angle)
@@ -132,16 +134,18 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
     k = s / 64
     t_len = num_frames(w.seconds, cfg.fps)
     margin = s  # the world is the view plus `margin` on every side
-    world, foliage, mask = _world(rng, s + 2 * margin, k)  # [W, W, 3], [W, W, 3], [W, W, 1]
+    tabletop = w.tabletop_share > 0 and rng.random() < w.tabletop_share  # no draw at share 0: same videos
+    world, foliage, mask = _world(rng, s + 2 * margin, k, s, tabletop)  # [W, W, 3], [W, W, 3], [W, W, 1]
     cam = _camera(rng, t_len, s, margin, rng.random() < w.moving_camera_share, w.camera_motion)
     flicker = 1 + w.noise * (0.05 * smooth_noise(rng, t_len, 1, 0.8)[:, 0] + 0.015 * rng.standard_normal(t_len))
     sway_phase, sway_freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.5)
-    objects = _objects(rng, cam, s, k)
+    objects = _objects(rng, cam, s, k, least=1 if tabletop else 0)
+    manipulator_share = 1.0 if tabletop else w.manipulator_share
 
     busy = rng.uniform(0.015, 0.05)  # spawn chance per empty slot and frame
     slots: list[Agent | Manipulator | None] = [None] * w.max_agents
     slots[0] = _spawn(rng, cam, 0, s, k, inside=True, uid=0, max_delta=cfg.arm.max_delta * s,
-                      manipulator_share=w.manipulator_share)
+                      manipulator_share=manipulator_share)
     uid = 1
     gt = {f"agent{j}_{c}": [] for j in range(w.max_agents) for c in ("kind", "x", "y", "visible", "event", "uid")}
     xx, yy = pixel_grid(s, s)  # [1, S], [S, 1]
@@ -150,7 +154,7 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
         for j in range(w.max_agents):
             if slots[j] is None and t > 0 and rng.random() < busy:
                 slots[j] = _spawn(rng, cam, t, s, k, inside=False, uid=uid, max_delta=cfg.arm.max_delta * s,
-                                  manipulator_share=w.manipulator_share)
+                                  manipulator_share=manipulator_share)
                 uid += 1
         # background: the world and a patch of swaying foliage, seen through the camera
         wx, wy = np.broadcast_arrays(*cam.to_world(t, xx, yy, s))  # [S, S] world coordinates of the pixels
@@ -178,11 +182,13 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
                     event = _step(rng, ag, cam, t, s, k, objects)
                     if row["event"] == "" and event:
                         gt[f"agent{j}_event"][-1] = event
-    return frames, _table(gt, cam, flicker, t_len, cfg.fps, w.max_agents)
+    return frames, _table(gt, cam, flicker, t_len, cfg.fps, w.max_agents, tabletop)
 
 
-def _table(gt: dict, cam: Camera, flicker: np.ndarray, t_len: int, fps: float, n_slots: int) -> pd.DataFrame:
+def _table(gt: dict, cam: Camera, flicker: np.ndarray, t_len: int, fps: float, n_slots: int,
+           tabletop: bool) -> pd.DataFrame:
     cols = base_table(t_len, fps)
+    cols["tabletop"] = np.full(t_len, tabletop)
     dx, dy, dyaw = (np.diff(v, append=v[-1:]) for v in (cam.x, cam.y, cam.yaw))  # [T] motion to the next frame
     up = np.stack([np.sin(cam.yaw), -np.cos(cam.yaw)])  # [2, T]: the image's up, in the world
     right = np.stack([np.cos(cam.yaw), np.sin(cam.yaw)])  # [2, T]
@@ -202,10 +208,14 @@ def _table(gt: dict, cam: Camera, flicker: np.ndarray, t_len: int, fps: float, n
     return pd.DataFrame(cols)
 
 
-def _world(rng: np.random.Generator, n: int, k: float):
-    """World texture [N, N, 3], foliage texture [N, N, 3] and its soft mask [N, N, 1]."""
-    ground = 0.6 * value_noise(rng, n, n, 20 * k, 3) + 0.4 * value_noise(rng, n, n, 2.5 * k)
-    world = colormap(ground, PALETTES[rng.integers(len(PALETTES))])  # [N, N, 3]
+def _world(rng: np.random.Generator, n: int, k: float, s: int, tabletop: bool = False):
+    """World texture [N, N, 3], foliage texture [N, N, 3] and its soft mask [N, N, 1]: ground (grass,
+    sand or pavement), or for a tabletop scene a wooden table top of some tone and tint."""
+    if tabletop:
+        world = np.clip(wood(rng, n, n, s) * rng.uniform(0.8, 1.2, 3), 0, 1).astype(np.float32)  # [N, N, 3]
+    else:
+        ground = 0.6 * value_noise(rng, n, n, 20 * k, 3) + 0.4 * value_noise(rng, n, n, 2.5 * k)
+        world = colormap(ground, PALETTES[rng.integers(len(PALETTES))])  # [N, N, 3]
     for _ in range(int(rng.integers(1, 4))):  # paths
         (x0, y0), (x1, y1) = rng.uniform(0, n, (2, 2))
         capsule(world, x0, y0, x1, y1, rng.uniform(3, 7) * k, (0.72, 0.68, 0.6), alpha=0.6)
@@ -295,9 +305,9 @@ class Objects:
     colors: list[tuple]
 
 
-def _objects(rng: np.random.Generator, cam: Camera, s: int, k: float) -> Objects:
-    """0 to 3 objects, placed in the first view."""
-    n = int(rng.integers(0, 4))
+def _objects(rng: np.random.Generator, cam: Camera, s: int, k: float, least: int = 0) -> Objects:
+    """`least` to 3 objects, placed in the first view."""
+    n = int(rng.integers(least, 4))
     xy = np.stack(cam.to_world(0, *rng.uniform(0.2, 0.8, (2, n)) * s, s), axis=-1).reshape(n, 2)  # [K, 2]
     return Objects(xy, rng.uniform(3.5, 5.0, n) * k, [OBJECT_KINDS[i] for i in rng.integers(3, size=n)],
                    [tuple(rng.uniform(0.15, 0.95, 3)) for _ in range(n)])
