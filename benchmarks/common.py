@@ -200,13 +200,13 @@ def latent_action_model(variant: str = "sparse", params=None):
     1536: 2 frames of 16 x 16 x 3), randomly initialised, in training mode; and a random batch [B, window, 16, 1536]."""
     import torch
 
-    from lawm.models.saved import build
+    from lawm.models.saved import build, latent_action_model_args
 
     cfg = (params or default_params()).latent_actions
     torch.manual_seed(0)
-    model = build("latent_action_model", {"token_dim": 1536, "grid": [4, 4], "model_cfg": cfg.model.model_dump(mode="json"),
-                                          "reg_cfg": cfg.regularizers[variant].model_dump(mode="json"),
-                                          "tubelet": 2, "rollout_steps": cfg.rollout_steps}).train()
+    kwargs = latent_action_model_args({"token_dim": 1536, "grid": [4, 4]}, cfg.model, cfg.regularizers[variant],
+                                      tubelet=2, rollout_steps=cfg.rollout_steps)
+    model = build("latent_action_model", kwargs).train()
     return model, torch.randn(cfg.train.batch_size, cfg.window, 16, 1536)
 
 

@@ -52,7 +52,7 @@ except ModuleNotFoundError:  # run as `python benchmarks/gpu.py`
     from common import ROOT, default_params, table, write_results
     from planning import open_gates
 
-from lawm.config import CEMConfig, with_profile
+from lawm.config import CEMConfig, NoRegularizer, with_profile
 from lawm.dynamics import ActionSpace
 from lawm.evaluation.capacity import latent_use, one_step_error
 from lawm.evaluation.leakage import leakage
@@ -61,7 +61,7 @@ from lawm.evaluation.transfer import transfer
 from lawm.features import StateWindows, to_storage, write_index, write_shard
 from lawm.models import ControlledWorldModel, Controller
 from lawm.models.losses import lam_loss
-from lawm.models.saved import build
+from lawm.models.saved import build, latent_action_model_args
 from lawm.planning.cem import cem, goal_cost
 from lawm.runtime import resolve_device
 from lawm.training import StepBatchSampler, train
@@ -130,9 +130,9 @@ def bench_training(params, shape, device, steps: int, log_every: int, batch: int
     train_cfg = cfg.train.model_copy(update={"steps": steps, "batch_size": batch, "log_every": log_every,
                                              "checkpoint_every": steps, "num_workers": 0})
     data = RandomClips(2 * batch, shape)
-    kwargs = {"token_dim": shape[2], "grid": [16, 16] if shape[1] == 256 else [2, 2],
-              "model_cfg": cfg.model.model_dump(mode="json"), "reg_cfg": {"kind": "none"}, "tubelet": 2,
-              "rollout_steps": cfg.rollout_steps}
+    state = {"token_dim": shape[2], "grid": [16, 16] if shape[1] == 256 else [2, 2]}
+    kwargs = latent_action_model_args(state, cfg.model, NoRegularizer(kind="none"), tubelet=2,
+                                      rollout_steps=cfg.rollout_steps)
     torch.manual_seed(0)
     model = build("latent_action_model", kwargs).to(device)
     parameters = sum(p.numel() for p in model.parameters())

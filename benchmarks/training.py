@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # run as `python benchmarks/training.py`
 from lawm.encoders import build_encoder
 from lawm.features import FeatureCache, training_windows
 from lawm.models.losses import lam_loss
-from lawm.models.saved import build
+from lawm.models.saved import build, latent_action_model_args
 from lawm.training import StepBatchSampler, train
 
 
@@ -55,14 +55,16 @@ class InMemory(Dataset):
         return self.items[i]
 
 
-def train_rate(params, variant: str, dataset: Dataset, kwargs: dict, steps: int, log_every: int,
+def train_rate(params, variant: str, dataset: Dataset, cache: FeatureCache, steps: int, log_every: int,
                workers: int) -> float:
     """Windows/s of `steps` updates of lawm.training.train, over the logged intervals after the first."""
+    lam = params.latent_actions
     cfg = params.latent_actions.train.model_copy(update={
         "steps": steps, "log_every": log_every, "checkpoint_every": steps, "num_workers": workers})
     rates = []
     torch.manual_seed(params.seed)
-    model = build("latent_action_model", {**kwargs, "reg_cfg": params.regularizer(variant).model_dump(mode="json")})
+    model = build("latent_action_model", latent_action_model_args(
+        cache.state_kwargs, lam.model, params.regularizer(variant), cache.tubelet, lam.rollout_steps))
     with tempfile.TemporaryDirectory(prefix="lawm-bench-train-") as ckpt:
         train(model, dataset, lam_loss, cfg, Path(ckpt), seed=params.seed, progress=False,
               log=lambda metrics, step: rates.append(metrics["samples_per_s"]))
@@ -91,17 +93,13 @@ def run(quick: bool) -> dict:
         cfg = params.latent_actions
         cached = training_windows(root, cfg.domains, cfg.window, "train")
         memory = InMemory(cached)
-        states = memory[0]["states"].shape  # [W, N, D]
         cache = FeatureCache(root)
-        kwargs = {"token_dim": int(states[-1]), "grid": [int(g) for g in cache.grid],
-                  "model_cfg": cfg.model.model_dump(mode="json"), "tubelet": int(cache.meta["encoder"]["tubelet"]),
-                  "rollout_steps": cfg.rollout_steps}
         variants = cfg.variants[:2] if quick else cfg.variants
-        train_rate(params, variants[0], memory, kwargs, 4, 2, 0)  # warm-up: the process's first steps are slow
+        train_rate(params, variants[0], memory, cache, 4, 2, 0)  # warm-up: the process's first steps are slow
         rows = []
         for variant in variants:
             def measure(variant=variant):
-                return {label: train_rate(params, variant, data, kwargs, steps, log_every, workers)
+                return {label: train_rate(params, variant, data, cache, steps, log_every, workers)
                         for label, data, workers in (("cache, 0 workers", cached, 0), ("in memory", memory, 0),
                                                      ("cache, 2 workers", cached, 2))}
             rates, others = quietest(measure, tries)
