@@ -8,8 +8,8 @@ Agents enter through the frame edges: walkers with swinging legs, bouncing balls
 manipulators (two-link arms of random colours whose end effector wanders and reaches, pushing the
 objects that lie around, as the `arm` robot's does); they move, turn, stop and leave again.
 On a `tabletop_share` of videos the world is a wooden table top instead of the ground, with one to
-three objects on it, and every agent is a manipulator: hands at work, as much of in-the-wild video
-shows. Exogenous noise that no action explains, scaled by `noise`: global brightness flicker and a
+three objects on it, and one manipulator at a time works there: a hand at work, as much of
+in-the-wild video shows. Exogenous noise that no action explains, scaled by `noise`: global brightness flicker and a
 patch of swaying foliage.
 
 Ground truth per frame (pixels, image coordinates x right, y down): `tabletop` (the scene kind), `camera_x`, `camera_y`,
@@ -151,7 +151,7 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
     xx, yy = pixel_grid(s, s)  # [1, S], [S, 1]
     frames = np.empty((t_len, s, s, 3), np.uint8)  # [T, S, S, 3]
     for t in range(t_len):
-        for j in range(w.max_agents):
+        for j in range(1 if tabletop else w.max_agents):  # one hand at a table at a time, as the robot's
             if slots[j] is None and t > 0 and rng.random() < busy:
                 slots[j] = _spawn(rng, cam, t, s, k, inside=False, uid=uid, max_delta=cfg.arm.max_delta * s,
                                   manipulator_share=manipulator_share)
