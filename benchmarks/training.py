@@ -59,7 +59,7 @@ def train_rate(params, variant: str, dataset: Dataset, cache: FeatureCache, step
                workers: int) -> float:
     """Windows/s of `steps` updates of lawm.training.train, over the logged intervals after the first."""
     lam = params.latent_actions
-    cfg = params.latent_actions.train.model_copy(update={
+    cfg = lam.train.model_copy(update={
         "steps": steps, "log_every": log_every, "checkpoint_every": steps, "num_workers": workers})
     rates = []
     torch.manual_seed(params.seed)
@@ -93,6 +93,7 @@ def run(quick: bool) -> dict:
         cfg = params.latent_actions
         cached = training_windows(root, cfg.domains, cfg.window, "train")
         memory = InMemory(cached)
+        states = memory[0]["states"].shape  # [W, N, D]
         cache = FeatureCache(root)
         variants = cfg.variants[:2] if quick else cfg.variants
         train_rate(params, variants[0], memory, cache, 4, 2, 0)  # warm-up: the process's first steps are slow

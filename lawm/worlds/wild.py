@@ -9,11 +9,11 @@ manipulators (two-link arms of random colours whose end effector wanders and rea
 objects that lie around, as the `arm` robot's does); they move, turn, stop and leave again.
 On a `tabletop_share` of videos the world is a wooden table top instead of the ground, with one to
 three objects on it, and one manipulator at a time works there: a hand at work, as much of
-in-the-wild video shows. Exogenous noise that no action explains, scaled by `noise`: global brightness flicker and a
-patch of swaying foliage.
+in-the-wild video shows. Exogenous noise that no action explains, scaled by `noise`: global
+brightness flicker and a patch of swaying foliage.
 
-Ground truth per frame (pixels, image coordinates x right, y down): `tabletop` (the scene kind), `camera_x`, `camera_y`,
-`camera_yaw` (the view's centre in the world and its heading, radians), `camera_dx`, `camera_dy`,
+Ground truth per frame (pixels, image coordinates x right, y down): `tabletop` (the scene kind),
+`camera_x`, `camera_y`, `camera_yaw` (the view's centre in the world and its heading, radians), `camera_dx`, `camera_dy`,
 `camera_dyaw` (their change to the next frame, 0 on the last), and the same motion in the view's
 own frame: `camera_forward` (towards the top of the image), `camera_strafe` (to its right) and
 `camera_turn` (= `camera_dyaw`, positive turns the view clockwise over the world);
