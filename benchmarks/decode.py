@@ -107,7 +107,7 @@ def pyav_pick(path: str, indices: list[int], size: tuple[int, int] | None) -> in
 # --- the benchmark -----------------------------------------------------------------------------------
 
 
-def probe(path: str) -> dict:
+def video_info(path: str) -> dict:
     import decord
 
     vr = decord.VideoReader(path, num_threads=1)
@@ -132,7 +132,7 @@ def run(quick: bool) -> dict:
     load_before, rows = load_average(), []
     with tempfile.TemporaryDirectory(prefix="lawm-bench-decode-") as tmp:
         for name, kind, path in files(Path(tmp), wild_videos):
-            info = probe(path)
+            info = video_info(path)
             idx = resample_indices(info["frames"], info["fps"], TARGET_FPS).tolist()
             size = decode_size(info["width"], info["height"], SHORT_SIDE)
             patterns = {

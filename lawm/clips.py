@@ -1,4 +1,4 @@
-"""Clip extraction: probe each video of the inventory under a timeout, cut fixed-length windows.
+"""Clip extraction: inspect each video of the inventory under a timeout, cut fixed-length windows.
 
 Which paths are videos, their domains, identities and ground truth: `lawm.sources`.
 """
@@ -17,22 +17,22 @@ from lawm.progress import progress as progress_bar
 
 from lawm.config import ClipsConfig
 from lawm.sources import inventory
-from lawm.video import VideoProbe, probe_video, window_starts
+from lawm.video import VideoInfo, inspect_video, window_starts
 
 
-def probe_many(
+def inspect_many(
     paths: list[str], target_fps: float, timeout_s: float, workers: int,
-    probe: Callable[[str, float], VideoProbe] = probe_video, progress: bool = True,
-) -> Iterator[tuple[str, VideoProbe | str]]:
-    """Probe each video in a worker process; yield (path, VideoProbe) or (path, reason rejected).
+    inspector: Callable[[str, float], VideoInfo] = inspect_video, progress: bool = True,
+) -> Iterator[tuple[str, VideoInfo | str]]:
+    """Inspect each video in a worker process; yield (path, VideoInfo) or (path, reason rejected).
 
     A decode that hangs past `timeout_s` has its worker killed; a worker that crashes (decoders
     can segfault on broken input) is replaced. Either way the video is rejected and the rest go on.
     """
     ctx = multiprocessing.get_context("spawn")  # the parent may run threads (Prefect): never fork
     with ProcessPool(max_workers=workers, context=ctx) as pool:
-        futures = [(p, pool.schedule(probe, args=(p, target_fps), timeout=timeout_s)) for p in paths]
-        for path, future in progress_bar(futures, desc="probe videos", unit="video", disable=not progress):
+        futures = [(p, pool.schedule(inspector, args=(p, target_fps), timeout=timeout_s)) for p in paths]
+        for path, future in progress_bar(futures, desc="inspect videos", unit="video", disable=not progress):
             try:
                 yield path, future.result()
             except FutureTimeout:
@@ -56,12 +56,12 @@ def split_of(videos: pd.DataFrame, val_share: float) -> dict[str, str]:
     return split
 
 
-def cut_clips(video: pd.Series, probe: VideoProbe, cfg: ClipsConfig, split: str) -> list[dict]:
+def cut_clips(video: pd.Series, info: VideoInfo, cfg: ClipsConfig, split: str) -> list[dict]:
     """Windows of `cfg.frames` clip frames, every `cfg.stride`, over the video resampled to `cfg.fps`.
 
     video: its inventory row. A clip's id is the video's `rel` and the window's start frame.
     """
-    idx = probe.indices
+    idx = info.indices
     return [
         {
             "clip_id": f"{video['rel']}/{start:05d}",
@@ -71,11 +71,11 @@ def cut_clips(video: pd.Series, probe: VideoProbe, cfg: ClipsConfig, split: str)
             "split": split,
             "start_s": start / cfg.fps,
             "frame_indices": idx[start:start + cfg.frames],
-            "source_fps": probe.fps,
+            "source_fps": info.fps,
             "clip_fps": cfg.fps,
-            "width": probe.width,
-            "height": probe.height,
-            "source_frames": probe.num_frames,
+            "width": info.width,
+            "height": info.height,
+            "source_frames": info.num_frames,
             "gt": video["gt"],
             "sha256": video["sha256"],
             "gt_sha256": video["gt_sha256"],
@@ -85,13 +85,13 @@ def cut_clips(video: pd.Series, probe: VideoProbe, cfg: ClipsConfig, split: str)
 
 
 def extract(cfg: ClipsConfig, sources: pd.DataFrame | None = None, progress: bool = True,
-            probe: Callable[[str, float], VideoProbe] = probe_video,
-            probed: Mapping[str, VideoProbe | str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            inspector: Callable[[str, float], VideoInfo] = inspect_video,
+            inspected: Mapping[str, VideoInfo | str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The clip manifest and the rejects manifest (video, rel, reason) of `cfg.sources`.
 
-    sources: its inventory (`lawm.sources.inventory`), taken afresh when not given. probed: each
-    usable video's `probe_many` result, where they were probed elsewhere (on a Dask cluster);
-    otherwise they are probed here. Every candidate ends up with clips or with exactly one reject row.
+    sources: its inventory (`lawm.sources.inventory`), taken afresh when not given. inspected: each
+    usable video's `inspect_many` result, where they were inspected elsewhere (on a Dask cluster);
+    otherwise they are inspected here. Every candidate ends up with clips or with exactly one reject row.
     """
     if sources is None:
         sources = inventory(cfg.sources, cfg.extensions)
@@ -101,8 +101,8 @@ def extract(cfg: ClipsConfig, sources: pd.DataFrame | None = None, progress: boo
     split = split_of(videos, cfg.val_share)
     clips: list[dict] = []
     paths = videos["video"].tolist()
-    results = (((p, probed[p]) for p in paths) if probed is not None else
-               probe_many(paths, cfg.fps, cfg.decode_timeout_s, cfg.workers, probe=probe, progress=progress))
+    results = (((p, inspected[p]) for p in paths) if inspected is not None else
+               inspect_many(paths, cfg.fps, cfg.decode_timeout_s, cfg.workers, inspector=inspector, progress=progress))
     for path, result in results:
         video = videos.loc[path]
         if isinstance(result, str):

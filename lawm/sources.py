@@ -3,7 +3,7 @@
 A folder is walked recursively, following links to folders (each folder once); every entry whose
 name ends in one of the extensions is a candidate, whatever it is. A `.txt` list names one
 candidate per line (relative to the list's folder; `#` starts a comment). A candidate is either
-a video to probe, or rejected with a reason: missing, a broken link, a folder, not a regular file,
+a video to inspect, or rejected with a reason: missing, a broken link, a folder, not a regular file,
 unreadable, or a duplicate of an earlier candidate (the same file through a link, or the same
 bytes). Among duplicates, the first in path order wins, real files before links.
 
@@ -28,7 +28,7 @@ import pandas as pd
 from lawm.io import write_json
 
 GT_SUFFIX = ".gt.parquet"
-COLUMNS = ["video", "rel", "domain", "gt", "sha256", "gt_sha256", "reason"]  # reason "" = a video to probe
+COLUMNS = ["video", "rel", "domain", "gt", "sha256", "gt_sha256", "reason"]  # reason "" = a video to inspect
 
 
 def ground_truth_path(video: Path) -> Path:

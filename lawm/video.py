@@ -89,8 +89,8 @@ def window_starts(num_frames: int, frames: int, stride: int) -> range:
 
 
 @dataclass(frozen=True)
-class VideoProbe:
-    """What `probe_video` learnt of a decodable video."""
+class VideoInfo:
+    """What `inspect_video` found out about a decodable video."""
 
     num_frames: int
     fps: float  # the average frame rate
@@ -100,7 +100,7 @@ class VideoProbe:
     times: list[float]  # their presentation times, seconds from the first frame
 
 
-def probe_video(path: str, target_fps: float) -> VideoProbe:
+def inspect_video(path: str, target_fps: float) -> VideoInfo:
     """Open `path` and decode every frame sampled at `target_fps`, chosen by presentation time.
 
     Raises ValueError with a short, readable reason for a file that is empty, not a video, or
@@ -133,7 +133,7 @@ def probe_video(path: str, target_fps: float) -> VideoProbe:
     except Exception as err:
         raise ValueError(f"frames do not decode: {decoder_message(err)}") from None
     times = (starts[indices] - starts[0]).tolist()
-    return VideoProbe(num_frames, fps, int(width), int(height), indices.tolist(), times)
+    return VideoInfo(num_frames, fps, int(width), int(height), indices.tolist(), times)
 
 
 def _check_container(path: Path) -> None:

@@ -1,7 +1,7 @@
 """Stage `extract_clips`: decode every video of the inventory, resample, cut clips; reject what
 is broken, each with its reason.
 
-With the `dask` param (or LAWM_DASK_SCHEDULER) the videos are probed in chunks, each a task of a
+With the `dask` param (or LAWM_DASK_SCHEDULER) the videos are inspected in chunks, each a task of a
 subflow on a Dask cluster (pipelines.stage.dask_runner); the manifests are the same.
 """
 
@@ -14,26 +14,26 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from lawm import tracking
-from lawm.clips import extract, probe_many
+from lawm.clips import extract, inspect_many
 from lawm.config import ClipsConfig, load_params
 from lawm.io import write_parquet
-from lawm.video import VideoProbe, frame_strip, read_frames
+from lawm.video import VideoInfo, frame_strip, read_frames
 from pipelines.layout import CLIPS, SOURCES
 from pipelines.stage import Stopwatch, dask_runner, main, on_dask, write_metrics
 
 
-VIDEOS_PER_TASK = 16  # videos probed by one Dask task (each with `clips.workers` decoding processes)
+VIDEOS_PER_TASK = 16  # videos inspected by one Dask task (each with `clips.workers` decoding processes)
 
 
 @task(cache_policy=NONE)
-def probe_chunk(paths: list[str], cfg: ClipsConfig) -> dict[str, VideoProbe | str]:
-    return dict(probe_many(paths, cfg.fps, cfg.decode_timeout_s, cfg.workers, progress=False))
+def inspect_chunk(paths: list[str], cfg: ClipsConfig) -> dict[str, VideoInfo | str]:
+    return dict(inspect_many(paths, cfg.fps, cfg.decode_timeout_s, cfg.workers, progress=False))
 
 
-@flow(name="probe_videos")
-def probe_videos(paths: list[str], cfg: ClipsConfig) -> dict[str, VideoProbe | str]:
-    """Every video's probe, `VIDEOS_PER_TASK` to a task on the flow's task runner (Dask)."""
-    futures = [probe_chunk.submit(paths[i:i + VIDEOS_PER_TASK], cfg) for i in range(0, len(paths), VIDEOS_PER_TASK)]
+@flow(name="inspect_videos")
+def inspect_videos(paths: list[str], cfg: ClipsConfig) -> dict[str, VideoInfo | str]:
+    """Every video's inspection, `VIDEOS_PER_TASK` to a task on the flow's task runner (Dask)."""
+    futures = [inspect_chunk.submit(paths[i:i + VIDEOS_PER_TASK], cfg) for i in range(0, len(paths), VIDEOS_PER_TASK)]
     return {path: result for f in futures for path, result in f.result().items()}
 
 
@@ -46,10 +46,10 @@ def read_sources(sources_file: str) -> pd.DataFrame:
 
 @task(cache_policy=NONE)
 def cut_clips(cfg: ClipsConfig, sources_file: str, out_dir: str,
-              probed: dict[str, VideoProbe | str] | None = None) -> tuple[str, str]:
-    """Write clips.parquet and rejects.parquet; return their paths. `probed`: the videos' probes
-    where they ran elsewhere (Dask); else they are probed here."""
-    clips, rejects = extract(cfg, sources=read_sources(sources_file), probed=probed)
+              inspected: dict[str, VideoInfo | str] | None = None) -> tuple[str, str]:
+    """Write clips.parquet and rejects.parquet; return their paths. `inspected`: the videos' inspections
+    where they ran elsewhere (Dask); else they are inspected here."""
+    clips, rejects = extract(cfg, sources=read_sources(sources_file), inspected=inspected)
     out = Path(out_dir)
     write_parquet(out / "clips.parquet", clips)
     write_parquet(out / "rejects.parquet", rejects)
@@ -63,11 +63,11 @@ def extract_clips(params_file: str = "params.yaml", sources_file: str = str(SOUR
     cfg = params.clips
     clock = Stopwatch()
     with tracking.stage_run("extract_clips", {"clips": cfg.model_dump(mode="json")}):
-        runner, probed = dask_runner(params), None
+        runner, inspected = dask_runner(params), None
         if runner is not None:
             sources = read_sources(sources_file)
-            probed = on_dask(probe_videos, runner, sources.loc[sources["reason"] == "", "video"].tolist(), cfg)
-        clips_path, rejects_path = cut_clips(cfg, sources_file, out_dir, probed)
+            inspected = on_dask(inspect_videos, runner, sources.loc[sources["reason"] == "", "video"].tolist(), cfg)
+        clips_path, rejects_path = cut_clips(cfg, sources_file, out_dir, inspected)
         clips, rejects = pd.read_parquet(clips_path), pd.read_parquet(rejects_path)
         for r in rejects.itertuples():
             log.warning("rejected %s: %s", r.rel, r.reason)

@@ -63,7 +63,7 @@ def list_sources(params_file: str = "params.yaml", out_file: str = str(SOURCES))
     sources = inventory(cfg.sources, cfg.extensions, hash_cache=SCRATCH / "source-hashes.json")
     write_parquet(out_file, sources)
     rejected = int((sources["reason"] != "").sum())
-    print(f"list_sources: {len(sources)} candidates under {cfg.sources}: {len(sources) - rejected} videos to probe, "
+    print(f"list_sources: {len(sources)} candidates under {cfg.sources}: {len(sources) - rejected} videos to inspect, "
           f"{rejected} rejected (see extract_clips)")
     return {"candidates": len(sources), "rejected": rejected}
 

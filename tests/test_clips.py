@@ -11,9 +11,9 @@ import pytest
 
 from lawm.clips import action_columns, extract, split_of, transition_sums
 from lawm.sources import inventory
-from lawm.video import probe_video, read_frames, resample_indices, window_starts
+from lawm.video import inspect_video, read_frames, resample_indices, window_starts
 from tests.conftest import make_video, moving_square
-from tests.probes import crash_on_marked, hang_on_marked
+from tests.inspectors import crash_on_marked, hang_on_marked
 
 
 def clips_cfg(tiny_params, source, **kw):
@@ -108,7 +108,7 @@ def test_a_hanging_decode_is_killed_and_rejected(tiny_params, tmp_path):
     make_video(tmp_path / "v" / "hang.mp4", frames=80, fps=8, seed=1)
     cfg = clips_cfg(tiny_params, tmp_path / "v", decode_timeout_s=3.0)
     start = time.perf_counter()
-    clips, rejects = extract(cfg, progress=False, probe=hang_on_marked)
+    clips, rejects = extract(cfg, progress=False, inspector=hang_on_marked)
     assert time.perf_counter() - start < 60  # the 600 s sleep was cut short
     assert rejects["reason"].tolist() == ["decode timed out after 3 s"]
     assert clips["video"].str.endswith("fine.mp4").all() and len(clips) > 0
@@ -117,7 +117,7 @@ def test_a_hanging_decode_is_killed_and_rejected(tiny_params, tmp_path):
 def test_a_crashing_decoder_is_rejected(tiny_params, tmp_path):
     make_video(tmp_path / "v" / "fine.mp4", frames=80, fps=8)
     make_video(tmp_path / "v" / "crash.mp4", frames=80, fps=8, seed=1)
-    clips, rejects = extract(clips_cfg(tiny_params, tmp_path / "v"), progress=False, probe=crash_on_marked)
+    clips, rejects = extract(clips_cfg(tiny_params, tmp_path / "v"), progress=False, inspector=crash_on_marked)
     assert rejects["reason"].str.startswith("decoder crashed").tolist() == [True]
     assert len(clips) > 0
 
@@ -169,13 +169,13 @@ def test_variable_frame_rate_video_is_sampled_by_timestamps(tmp_path):
     # 2 s at 30 fps, 2 s at 5 fps, 2 s at 30 fps: an average of 21.7 fps that fits no part of it
     times = [i / 30 for i in range(60)] + [2 + i / 5 for i in range(10)] + [4 + i / 30 for i in range(60)]
     path = write_vfr(tmp_path / "phone.mp4", times)
-    probe = probe_video(str(path), 4.0)
-    assert len(probe.indices) == 24  # 6 s at 4 fps
+    info = inspect_video(str(path), 4.0)
+    assert len(info.indices) == 24  # 6 s at 4 fps
     targets = np.arange(24) / 4
-    shown = np.asarray(times)[probe.indices]
+    shown = np.asarray(times)[info.indices]
     assert np.abs(shown - targets).max() <= 0.1 + 1e-3  # the nearest frame: within half of the slowest gap
-    assert np.allclose(probe.times, shown, atol=1e-3)
-    assert frame_number(read_frames(str(path), probe.indices)).tolist() == probe.indices  # those frames are decoded
+    assert np.allclose(info.times, shown, atol=1e-3)
+    assert frame_number(read_frames(str(path), info.indices)).tolist() == info.indices  # those frames are decoded
     constant_rate = resample_indices(len(times), len(times) / 6, 4.0)  # what assuming a constant rate picks
     assert np.abs(np.asarray(times)[constant_rate] - targets).max() > 0.5
 

@@ -51,7 +51,7 @@ def test_a_local_dask_cluster_builds_the_same_cache_byte_for_byte(tiny_params, t
     assert len({r.flow_run_id for r in shard_runs}) == 1  # all in the one `encode_shards` flow run
 
 
-def test_extract_clips_probes_on_a_local_dask_cluster_to_the_same_manifests(tiny_params, tmp_path, prefect_server,
+def test_extract_clips_inspects_on_a_local_dask_cluster_to_the_same_manifests(tiny_params, tmp_path, prefect_server,
                                                                           monkeypatch):
     from pipelines.extract_clips import extract_clips
     from pipelines.list_sources import list_sources

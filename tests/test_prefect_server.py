@@ -17,10 +17,10 @@ def run(command, **env):
 
 
 def test_the_command_runs_against_a_server_that_answers_and_is_stopped_after():
-    probe = PRINT_URL[:2] + [
+    check = PRINT_URL[:2] + [
         "import os, sys; from pipelines.prefect_server import healthy; url = os.environ['PREFECT_API_URL']; "
         "print(url); sys.exit(0 if healthy(url) else 5)"]
-    done = run(probe)
+    done = run(check)
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip().splitlines()[-1]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/api")

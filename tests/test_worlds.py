@@ -366,14 +366,14 @@ def test_worlds_are_byte_identical_across_processes(tmp_path):
 
 
 def test_real_clips_are_copied_once_and_decode(tmp_path):
-    from lawm.video import probe_video
+    from lawm.video import inspect_video
     from lawm.worlds.real import copy_real_clips, real_clip_paths
 
     copies = copy_real_clips(tmp_path)
     assert [c.parent.name for c in copies] == ["real"] * 3
     for copy, source in zip(copies, real_clip_paths()):
         assert copy.read_bytes() == source.read_bytes()
-        assert probe_video(str(copy), 4.0).num_frames >= 100
+        assert inspect_video(str(copy), 4.0).num_frames >= 100
     stamps = [c.stat().st_mtime_ns for c in copies]
     assert copy_real_clips(tmp_path) == copies
     assert [c.stat().st_mtime_ns for c in copies] == stamps  # kept, not copied again
