@@ -34,17 +34,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from lawm.runtime import configure_threads, rank_device, under_torchrun, usable_cores
+
 
 def is_main() -> bool:
     """Whether this process writes: rank 0, or the only process."""
     return world()[0] == 0
-
-
-def rank_device(device: torch.device) -> torch.device:
-    """Under torchrun, a CUDA device means this rank's own GPU (cuda:LOCAL_RANK); else `device`."""
-    if device.type == "cuda" and under_torchrun():
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return device
 
 
 def world() -> tuple[int, int]:
@@ -80,16 +75,10 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     return dict(zip(values, (t / world()[1]).tolist(), strict=True))
 
 
-def under_torchrun() -> bool:
-    """Whether this process is one of torchrun's workers."""
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
 def launch(fn: Callable, processes: int, device: torch.device, **kwargs):
     """fn(**kwargs) in `processes` torchrun workers on `device` (see the module docstring); returns
     rank 0's result. `fn` must be importable by its module and name (a Prefect task's `.fn` is)."""
     from lawm import tracking
-    from lawm.runtime import usable_cores
 
     if processes < 2:
         raise ValueError(f"launch needs at least 2 processes, got {processes}; call the function itself")
@@ -108,7 +97,6 @@ def launch(fn: Callable, processes: int, device: torch.device, **kwargs):
 
 
 def _worker(spec_file: str) -> None:
-    from lawm.runtime import configure_threads
 
     configure_threads()
     spec = pickle.loads(Path(spec_file).read_bytes())

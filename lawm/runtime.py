@@ -61,12 +61,24 @@ def configure_threads() -> int:
     return n
 
 
-def resolve_device(name: str):
-    """The torch.device the `device` param names (see the module docstring); under torchrun a CUDA
-    device is the rank's own GPU (lawm.distributed.rank_device)."""
+def under_torchrun() -> bool:
+    """Whether this process is one of torchrun's workers (lawm.distributed)."""
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def rank_device(device):
+    """Under torchrun, a CUDA device means this rank's own GPU (cuda:LOCAL_RANK); else `device`."""
     import torch
 
-    from lawm.distributed import rank_device
+    if device.type == "cuda" and under_torchrun():
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def resolve_device(name: str):
+    """The torch.device the `device` param names (see the module docstring); under torchrun a CUDA
+    device is the rank's own GPU (`rank_device`)."""
+    import torch
 
     if name == "auto":
         return rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))

@@ -2,8 +2,9 @@
 
 Every flow follows one template. It reads the validated params once (`load_params`; the entry
 point, `pipelines.stage.main`, checked them before Prefect started) and takes its paths from
-`pipelines.layout`. Its work runs in tasks that get what they need from the flow: the params (or
-their section), opened inputs such as the FeatureCache, and paths; never a params file to read
+`pipelines.layout`. Its work runs in tasks that get what they need from the flow: the validated
+params (or their section) and paths, which the task opens itself (a FeatureCache from its folder),
+so that a task can run in another process (torchrun, a Dask worker); never a params file to read
 again, and never a live process pool (a task that decodes starts its own workers). The flow then
 logs to MLflow (`lawm.tracking`) and writes its metrics (`pipelines.stage.write_metrics`).
 Stages of seconds (compare_latent_actions, report) have no task; list_sources has no flow.

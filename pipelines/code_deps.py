@@ -37,7 +37,7 @@ def module_path(module: str) -> Path | None:
 
 
 @cache
-def _imports(module: str) -> frozenset[str]:
+def imports(module: str) -> frozenset[str]:
     """Project modules that `module`'s file imports, with the packages each one runs on import."""
     path = module_path(module)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
@@ -71,7 +71,7 @@ def closure(module: str) -> list[Path]:
         current = todo.pop()
         if current not in seen:
             seen.add(current)
-            todo.extend(_imports(current))
+            todo.extend(imports(current))
     files = {module_path(m) for m in seen}
     return sorted(files.union(*(templates(f) for f in files)))
 

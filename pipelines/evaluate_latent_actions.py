@@ -26,11 +26,11 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 
 @task(cache_policy=NONE)
-def measure(variant: str, params: Params, cache: FeatureCache, model_path: str, out: Path) -> tuple[dict, list[Path]]:
+def measure(variant: str, params: Params, features_dir: str, model_path: str, out: Path) -> tuple[dict, list[Path]]:
     """Every evaluation of the model (`lawm.evaluation.suite`), the z -> action probe and latent use
     of each labelled domain, and the real domains'; return the metrics and the figures written to `out`."""
     log = get_run_logger()
-    cfg = params.latent_actions
+    cfg, cache = params.latent_actions, FeatureCache(features_dir)
     model = load_model(model_path, resolve_device(params.device))
     metrics, artifacts = evaluate(model, cache, cfg.domains)
     for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
@@ -77,7 +77,7 @@ def evaluate_latent_actions(variant: str, params_file: str = "params.yaml", feat
         if missing:
             raise ValueError(f"latent_actions.eval_real_domains names {missing}, but the feature cache has no clips "
                              "of them (worlds.real_clips off, or your own clips.sources): remove them")
-        metrics, figures = measure(variant, params, cache, str(model_dir / "model.pt"), out)
+        metrics, figures = measure(variant, params, features_dir, str(model_dir / "model.pt"), out)
         metrics["seconds"] = clock.seconds
         tracking.log_metrics(metrics)
         for fig in figures:

@@ -41,8 +41,8 @@ def load_planners(params: Params, domain: str) -> dict[str, Planner]:
 
 
 @task(cache_policy=NONE)
-def plan_domain(domain: str, params: Params, cache: FeatureCache, out_dir: str) -> dict:
-    cfg = params.planning
+def plan_domain(domain: str, params: Params, features_dir: str, out_dir: str) -> dict:
+    cfg, cache = params.planning, FeatureCache(features_dir)
     space = action_space(cache, domain)
     planners = load_planners(params, domain)
     entry = labelled(domain)
@@ -71,8 +71,7 @@ def evaluate_planning(params_file: str = "params.yaml", features_dir: str = str(
               "variants": params.controller.variants, "domains": params.world_model.domains}
     clock = Stopwatch()
     with tracking.stage_run("evaluate_planning", config):
-        cache = FeatureCache(features_dir)
-        metrics = {domain: plan_domain(domain, params, cache, out_dir) for domain in params.world_model.domains}
+        metrics = {domain: plan_domain(domain, params, features_dir, out_dir) for domain in params.world_model.domains}
         for domain, parts in metrics.items():
             for part, planners in parts.items():
                 for name, values in planners.items():

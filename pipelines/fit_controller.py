@@ -11,13 +11,13 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import Transitions, action_space
-from lawm.distributed import launch, under_torchrun
+from lawm.distributed import launch
 from lawm.evaluation.controller import action_probe_r2, rollout_errors
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
 from lawm.models.saved import controller_args, load_model
-from lawm.runtime import resolve_device
+from lawm.runtime import resolve_device, under_torchrun
 from lawm.training import train_new_model
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, controllers, latent_actions
@@ -27,7 +27,7 @@ KINDS = ("controller", "action_only_controller")
 
 
 @task(cache_policy=NONE)
-def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path: str,
+def fit(variant: str, domain: str, params: Params, features_dir: str, lam_path: str,
         out_dir: str, checkpoint_dir: str) -> tuple[dict[str, str], float]:
     """Train both controller kinds (each resumes from its last checkpoint); return their saved paths
     and the held-out z -> action R^2 of the IDM's latents (`action_probe_r2`). With `train.processes`
@@ -35,8 +35,9 @@ def fit(variant: str, domain: str, params: Params, cache: FeatureCache, lam_path
     cfg, device = params.controller, resolve_device(params.device)
     if cfg.train.processes > 1 and not under_torchrun():
         return launch(fit.fn, cfg.train.processes, device, variant=variant, domain=domain,
-                      params=params, cache=cache, lam_path=lam_path, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
-    lam = load_model(lam_path, device)
+                      params=params, features_dir=features_dir, lam_path=lam_path, out_dir=out_dir,
+                      checkpoint_dir=checkpoint_dir)
+    cache, lam = FeatureCache(features_dir), load_model(lam_path, device)
     data = Transitions(lam, cache, domain, "train")
     scale = action_space(cache, domain).scale.tolist()
     kwargs = {kind: controller_args(kind, cache.state_kwargs, cfg, int(data.z.shape[1]), scale) for kind in KINDS}
@@ -64,7 +65,7 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
         cache = FeatureCache(features_dir)
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.fit_controller"), file_digest(lam_path))
         with training_dirs(out, key, log, f"the {variant}/{domain} controllers") as work:
-            paths, r2 = fit(variant, domain, params, cache, str(lam_path), str(out), str(work))
+            paths, r2 = fit(variant, domain, params, features_dir, str(lam_path), str(out), str(work))
             device = resolve_device(params.device)
             lam = load_model(lam_path, device)
             errors = rollout_errors(lam, {k: load_model(p, device) for k, p in paths.items()}, cache, domain)

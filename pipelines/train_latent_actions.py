@@ -10,13 +10,13 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.distributed import launch, under_torchrun
+from lawm.distributed import launch
 from lawm.evaluation.capacity import one_step_error
 from lawm.features import FeatureCache, training_windows
 from lawm.io import fingerprint
 from lawm.models.losses import lam_loss
 from lawm.models.saved import latent_action_model_args, load_model
-from lawm.runtime import resolve_device
+from lawm.runtime import resolve_device, under_torchrun
 from lawm.training import train_new_model
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, latent_actions
@@ -24,13 +24,14 @@ from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 
 @task(cache_policy=NONE)
-def fit(variant: str, params: Params, cache: FeatureCache, out_dir: str, checkpoint_dir: str) -> str:
+def fit(variant: str, params: Params, features_dir: str, out_dir: str, checkpoint_dir: str) -> str:
     """Train (resuming from an interrupted run's last checkpoint); return the saved model's path.
     With `train.processes` > 1, the same under torchrun (lawm.distributed)."""
     cfg, reg = params.latent_actions, params.regularizer(variant)
     if cfg.train.processes > 1 and not under_torchrun():
         return launch(fit.fn, cfg.train.processes, resolve_device(params.device), variant=variant, params=params,
-                      cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
+                      features_dir=features_dir, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
+    cache = FeatureCache(features_dir)
     data = training_windows(cache, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = latent_action_model_args(cache.state_kwargs, cfg.model, reg, cache.tubelet, cfg.rollout_steps)
@@ -58,7 +59,7 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
         tracking.log_input(cache.select("train", read), name=f"features/train/{'+'.join(read)}", source=features_dir)
         key = fingerprint(config, features_key, code_version("pipelines.train_latent_actions"))
         with training_dirs(out, key, log, variant) as work:
-            weights = fit(variant, params, cache, str(out), str(work))
+            weights = fit(variant, params, features_dir, str(out), str(work))
             model = load_model(weights, resolve_device(params.device))
             val = training_windows(cache, cfg.domains, cfg.window, "val")
             metrics = {"val_one_step_l1": one_step_error(model, val), "seconds": clock.seconds}

@@ -11,13 +11,13 @@ from prefect.cache_policies import NONE
 from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import action_space
-from lawm.distributed import launch, under_torchrun
+from lawm.distributed import launch
 from lawm.evaluation.world_model import held_out_errors
 from lawm.features import FeatureCache, StateWindows
 from lawm.io import fingerprint
 from lawm.models.losses import world_model_loss
 from lawm.models.saved import action_world_model_args, load_model
-from lawm.runtime import resolve_device
+from lawm.runtime import resolve_device, under_torchrun
 from lawm.training import train_new_model
 from pipelines.code_deps import code_version
 from pipelines.layout import FEATURES, world_model
@@ -25,13 +25,14 @@ from pipelines.stage import Stopwatch, main, training_dirs, write_metrics
 
 
 @task(cache_policy=NONE)
-def fit(domain: str, params: Params, cache: FeatureCache, out_dir: str, checkpoint_dir: str) -> str:
+def fit(domain: str, params: Params, features_dir: str, out_dir: str, checkpoint_dir: str) -> str:
     """Train (resuming from an interrupted run's last checkpoint); return the saved model's path.
     With `train.processes` > 1, the same under torchrun (lawm.distributed)."""
     cfg = params.world_model
     if cfg.train.processes > 1 and not under_torchrun():
         return launch(fit.fn, cfg.train.processes, resolve_device(params.device), domain=domain, params=params,
-                      cache=cache, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
+                      features_dir=features_dir, out_dir=out_dir, checkpoint_dir=checkpoint_dir)
+    cache = FeatureCache(features_dir)
     data = StateWindows(cache, cfg.window, "train", [domain], with_actions=True)
     space = action_space(cache, domain)
     kwargs = action_world_model_args(cache.state_kwargs, params.latent_actions.model, space.scale.tolist(),
@@ -55,7 +56,7 @@ def train_world_model(domain: str, params_file: str = "params.yaml", features_di
         tracking.log_input(cache.select("train", [domain]), name=f"features/train/{domain}", source=features_dir)
         key = fingerprint(config, cache.meta["key"], code_version("pipelines.train_world_model"))
         with training_dirs(out, key, log, f"the {domain} world model") as work:
-            weights = fit(domain, params, cache, str(out), str(work))
+            weights = fit(domain, params, features_dir, str(out), str(work))
             model = load_model(weights, resolve_device(params.device))
             metrics = {**held_out_errors(model, cache, domain), "seconds": clock.seconds}
             tracking.log_metrics(metrics)

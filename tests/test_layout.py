@@ -1,7 +1,9 @@
-"""pipelines.layout is the one table of where stages write: dvc.yaml must declare the same."""
+"""pipelines.layout is the one table of where stages write: dvc.yaml must declare the same. The
+library's layers: lawm never imports pipelines, and no lawm module imports itself through others."""
 
 import yaml
 
+from pipelines.code_deps import closure, imports
 from pipelines.layout import METRICS, STAGE_OUTPUTS
 from tests.conftest import ROOT
 
@@ -21,3 +23,25 @@ def test_dvc_yaml_declares_the_layout_outputs_and_metrics():
         if metrics:  # written by pipelines.stage.write_metrics(name/items...)
             assert metrics == [str(METRICS.joinpath(name, *items)) + ".json" if items
                                else str(METRICS / f"{name}.json")], name
+
+
+def library_modules() -> list[str]:
+    """Every module of `lawm`, by its dotted name."""
+    files = sorted((ROOT / "lawm").rglob("*.py"))
+    return [".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for f in files]
+
+
+def test_the_library_never_imports_the_pipelines_and_its_modules_import_no_cycle():
+    modules = library_modules()
+    for module in modules:
+        assert not any(p.is_relative_to(ROOT / "pipelines") for p in closure(module)), module
+    # what each module imports, leaving out the packages it lives in (Python runs those first anyway)
+    below = {m: {d for d in imports(m) if not m.startswith(d + ".") and d != m} for m in modules}
+    for start in modules:  # depth-first from every module: no path may lead back to it
+        seen, todo = set(), list(below[start])
+        while todo:
+            current = todo.pop()
+            assert current != start, f"{start} imports itself through {sorted(seen)}"
+            if current not in seen:
+                seen.add(current)
+                todo.extend(below[current])
