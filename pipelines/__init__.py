@@ -23,6 +23,7 @@ for _key, _value in {
     "PREFECT_LOGGING_EXTRA_LOGGERS": "lawm",  # the library's log lines show with the flow's
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",  # first start migrates a new DB
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars in the stage logs
     "DO_NOT_TRACK": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
