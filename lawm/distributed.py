@@ -97,7 +97,6 @@ def launch(fn: Callable, processes: int, device: torch.device, **kwargs):
 
 
 def _worker(spec_file: str) -> None:
-
     configure_threads()
     spec = pickle.loads(Path(spec_file).read_bytes())
     fn = getattr(importlib.import_module(spec["module"]), spec["name"])
