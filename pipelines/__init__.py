@@ -11,10 +11,14 @@ Stages of seconds (compare_latent_actions, report) have no task; list_sources ha
 
 Importing this package sets quiet, offline-friendly defaults before Prefect and MLflow load;
 any value already in the environment wins. `lawm` sets the OpenMP defaults (`lawm.runtime`).
+It also puts this interpreter's folder first on PATH, so that the `python` and `dvc` of the
+stages DVC starts are this environment's, also when it is not activated
+(`.venv/bin/python -m pipelines.ablation run`).
 """
 
 import logging
 import os
+import sys
 
 import lawm  # noqa: F401  (its OpenMP defaults, before any stage imports torch)
 
@@ -28,6 +32,10 @@ for _key, _value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(_key, _value)
+
+_bin = os.path.dirname(sys.executable)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _bin:
+    os.environ["PATH"] = os.pathsep.join([_bin, os.environ.get("PATH", "")]).rstrip(os.pathsep)
 
 # Prefect gives its extra loggers its handlers but not its level: without this, the library's INFO
 # lines (progress, planning results) would be dropped.

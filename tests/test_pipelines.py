@@ -1,6 +1,10 @@
 """The stage flows end to end on tiny params: real Prefect flow runs, a real MLflow SQLite store."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,6 +27,15 @@ def stage_runs(stage):
     exp = client.get_experiment_by_name(tracking.EXPERIMENT)
     return client, client.search_runs([exp.experiment_id], filter_string=f"tags.stage = '{stage}'",
                                       order_by=["attributes.start_time DESC"])
+
+
+def test_stages_get_this_interpreter_when_the_environment_is_not_activated():
+    """DVC starts each stage as `python -m pipelines...` from PATH: importing `pipelines` (what
+    repro and ablation do) must make that this interpreter, not the system's."""
+    found = subprocess.run([sys.executable, "-c", "import pipelines, shutil; print(shutil.which('python'))"],
+                           env={**os.environ, "PATH": "/usr/bin:/bin"}, cwd=Path(__file__).parents[1],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(found).parent == Path(sys.executable).parent
 
 
 @pytest.fixture
