@@ -487,6 +487,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2 floats without a dot (5e-05), as DVC writes a number given by `dvc exp run -S`; PyYAML's
+# YAML 1.1 rules would read them as strings, which the strict schema refuses.
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                       re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                       list("-+0123456789"))
+
+
 def _load_yaml(text: str, source: str) -> Any:
     loader = _UniqueKeyLoader(text)
     try:
@@ -535,3 +542,25 @@ def with_profile(params: Params, path: str | Path, overrides: dict[str, Any] | N
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a profile is a mapping of dotted params keys to values")
     return with_overrides(params, {**raw, **(overrides or {})})
+
+
+def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of nested dicts under its dotted key (a list is a leaf): {"clips.fps": 4.0, ...}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(leaves(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def profile_changes(params: Params, path: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """What a profile changes in `params`, leaf by leaf: ({dotted key: new value} for the leaves it
+    sets or changes, [dotted keys it drops]), e.g. an encoder of another kind drops `blur`. Applied
+    to params.yaml's leaves, they give `with_profile(params, path)`'s params."""
+    before = leaves(params.model_dump(mode="json"))
+    after = leaves(with_profile(params, path).model_dump(mode="json"))
+    changed = {key: value for key, value in after.items() if key not in before or before[key] != value}
+    return changed, [key for key in before if key not in after]

@@ -36,13 +36,13 @@ import pandas as pd
 
 from lawm.evaluation.report import BASELINES
 from lawm.io import atomic_path, write_json
-from pipelines.layout import ABLATION, METRICS
+from pipelines.experiments import set_param_args
+from pipelines.layout import ABLATION, METRICS, PARAMS
 
 SECONDS = ABLATION / "seconds.json"
-PARAMS = Path("params.yaml")
 Keep = Callable[[str], bool]  # which variants a column takes
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
-DEFAULTS_STATE = ["params.yaml", "dvc.lock", METRICS.as_posix()]  # what a row changes in git
+DEFAULTS_STATE = [PARAMS.as_posix(), "dvc.lock", METRICS.as_posix()]  # what a row changes in git
 
 
 @dataclass(frozen=True)
@@ -141,15 +141,6 @@ def select(names: list[str]) -> list[Ablation]:
     return [rows[n] for n in dict.fromkeys(names)]  # each row once
 
 
-def set_args(overrides: dict[str, object]) -> list[str]:
-    """`-S key=value` for each override. DVC parses these with Hydra's override grammar, in which a
-    JSON number, boolean or quoted string means what it says; lists and dicts are not supported here."""
-    bad = [k for k, v in overrides.items() if isinstance(v, (list, dict))]
-    if bad:
-        sys.exit(f"ablation overrides must be scalars; {bad} are not")
-    return [arg for key, v in overrides.items() for arg in ("-S", f"{key}={json.dumps(v)}")]
-
-
 def save_seconds(name: str, seconds: float) -> None:
     """Add a row's wall-clock seconds to data/ablation/seconds.json."""
     write_json(SECONDS, {**read_seconds(), name: round(seconds, 1)})
@@ -170,7 +161,7 @@ def run_row(row: Ablation) -> float:
     restore_defaults()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pipelines.prefect_server", sys.executable, "-m", "dvc", "exp",
-                           "run", "--name", trial, *set_args(row.overrides)])
+                           "run", "--name", trial, *set_param_args(row.overrides)])
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # run() puts the defaults back on the way out
         sys.exit(f"ablation {row.name}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PARAMS = Path("params.yaml")  # every knob (lawm.config); the stages' default params file
 DATA = Path("data")
 WORLDS = DATA / "worlds"  # stage `worlds`: the embedded default videos (the default clips.sources)
 SOURCES = DATA / "sources" / "sources.parquet"  # stage `list_sources`: every candidate and its verdict

@@ -1,6 +1,7 @@
 """`make repro`: `dvc repro` under one Prefect server and one MLflow parent run, independent stages side by side.
 
     python -m pipelines.repro [--jobs N] [dvc repro arguments]
+    python -m pipelines.repro --profile profiles/paper.yaml [dvc exp run arguments]
 
 Every stage's flow runs against the same Prefect server (`pipelines.prefect_server`), and every
 stage's MLflow run is a child of one run named after the command, which ends FAILED if a stage
@@ -17,6 +18,12 @@ trainings give 1.23x the steps per second of one 2-thread training (docs/benchma
 output lines start with the stage's address. Before each wave, DVC's status of its stages picks
 the ones to run, so an unchanged stage costs no process. After a failed stage no new one starts.
 
+With `--profile FILE`, the whole pipeline runs under that params profile (`lawm.config.with_profile`,
+e.g. the paper's scale) as one DVC experiment named after the file: `dvc exp run --name paper -S ...`
+with every leaf the profile changes, validated first. As any `dvc exp run`, it leaves the
+experiment's params and outputs in the workspace (`--temp` after the profile runs it in a copy
+instead), and `dvc exp show` lists it beside HEAD.
+
 One job is the default because a stage's bytes depend on its thread count: a `zero` latent-action
 model trained with 1 thread instead of 2 had a held-out L1 of 0.06582 instead of 0.06623. Outputs
 are the same between runs at the same threads, and a wave's stages get cores // (stages running),
@@ -32,9 +39,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from lawm import tracking
+from lawm.config import load_params, profile_changes
 from lawm.runtime import thread_count
+from pipelines.experiments import set_param_args
+from pipelines.layout import PARAMS
 from pipelines.prefect_server import shared_server
 
 JOBS_ENV = "LAWM_JOBS"
@@ -115,16 +126,28 @@ def run_waves(waves: list[list[str]], jobs: int, args: Sequence[str], env: dict[
     return 0
 
 
-def run(args: list[str], jobs: int | None = None) -> int:
-    """`dvc repro ARGS` (one job) or the stages in waves (more); see the module docstring."""
+def profile_command(profile: Path, args: list[str]) -> list[str]:
+    """`dvc exp run --name <profile's stem> -S ...ARGS`: the pipeline under the profile's params."""
+    changed, dropped = profile_changes(load_params(PARAMS), profile)  # ConfigError: a bad profile stops here
+    return ["dvc", "exp", "run", "--name", profile.stem, *set_param_args(changed, dropped), *args]
+
+
+def run(args: list[str], jobs: int | None = None, profile: Path | None = None) -> int:
+    """`dvc repro ARGS` (one job), the stages in waves (more), or with a profile one `dvc exp run`;
+    see the module docstring."""
     targets = [a for a in args if not a.startswith("-")]
+    if profile is not None and (jobs or 1) > 1:
+        raise ValueError(f"--jobs {jobs} and --profile: a profile runs as one `dvc exp run`, use --jobs 1")
     if jobs is None:
-        jobs = 1 if args else default_jobs()
+        jobs = 1 if args or profile else default_jobs()
     elif jobs > 1 and targets:
         raise ValueError(f"--jobs {jobs} runs the whole pipeline; for the targets {targets}, use --jobs 1")
-    command = ["dvc", "repro", *args]
+    command, title = ["dvc", "repro", *args], " ".join(["dvc", "repro", *args])
+    if profile is not None:  # the run's name says the profile, not its many -S
+        command = profile_command(profile, args)
+        title = " ".join(["dvc", "exp", "run", "--name", profile.stem, f"(profile {profile})", *args])
     with shared_server() as prefect_env:
-        with tracking.pipeline_run(" ".join(command)) as mlflow_env:
+        with tracking.pipeline_run(title) as mlflow_env:
             env = {**os.environ, **prefect_env, **mlflow_env}
             if jobs == 1:
                 code = subprocess.run(command, env=env).returncode
@@ -149,14 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=True)
     parser.add_argument("--jobs", "-j", type=int, default=None,
                         help=f"stages side by side (default: ${JOBS_ENV}, else 1; 1 with dvc arguments)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="run the pipeline under this params profile as a DVC experiment (profiles/*.yaml)")
     ours, dvc_args = parser.parse_known_args(argv)
     try:
         if ours.jobs is not None and ours.jobs < 1:
             raise ValueError("--jobs: at least 1")
-        return run(dvc_args, ours.jobs)
+        return run(dvc_args, ours.jobs, ours.profile)
     except StageFailed as err:
         return err.code
-    except ValueError as err:
+    except ValueError as err:  # ConfigError too
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,7 @@ import sys
 import pytest
 import yaml
 
-from lawm.config import ConfigError, load_params, validate_params, with_overrides
+from lawm.config import ConfigError, load_params, profile_changes, validate_params, with_overrides, with_profile
 from tests.conftest import ROOT
 
 
@@ -174,6 +174,40 @@ def test_a_key_given_twice_is_refused(tmp_path):
     line = text.splitlines().index("  stride: 4") + 1
     with pytest.raises(ConfigError, match=rf"clips.stride: given twice \(lines {line - 1} and {line}\)"):
         load_params(path)
+
+
+def test_a_float_written_without_a_dot_is_a_float(tmp_path):
+    """DVC writes `dvc exp run -S ...beta=0.00005` as `beta: 5e-05` (YAML 1.2), a string to YAML 1.1."""
+    text = (ROOT / "params.yaml").read_text().replace("beta: 0.0001}", "beta: 5e-05}")
+    assert "beta: 5e-05}" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load_params(path).latent_actions.regularizers["noisy"].beta == 5e-05
+
+
+def test_a_profiles_changes_applied_by_dvc_give_the_profiles_params(repo_params, tmp_path):
+    """What `python -m pipelines.repro --profile` hands to `dvc exp run -S`, applied with DVC's own
+    override code to params.yaml, gives the params `with_profile` makes: set, added and dropped keys."""
+    from dvc.utils.hydra import apply_overrides
+
+    from pipelines.experiments import set_param_args
+
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("seed: 3\n"
+                       "features.encoder: {kind: vjepa2, model: some/model, image_size: 32, tubelet: 2,"
+                       " attention: full}\n"
+                       "latent_actions.regularizers.noisy.beta: 0.00005\n"
+                       "latent_actions.model.idm_split: 1\n"
+                       "clips.extensions: [.mp4, .avi]\n")
+    changed, dropped = profile_changes(repo_params, profile)
+    assert changed["features.encoder.model"] == "some/model" and changed["seed"] == 3
+    assert set(dropped) == {"features.encoder.patch_size", "features.encoder.blur", "features.encoder.gain_norm"}
+    assert "clips.fps" not in changed  # only what the profile changes
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    args = set_param_args(changed, dropped)
+    apply_overrides(params, args[1::2])  # the values of the -S pairs
+    assert load_params(params) == with_profile(repo_params, profile)
 
 
 @pytest.mark.parametrize("sources, edit, message", [

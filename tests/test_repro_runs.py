@@ -195,3 +195,28 @@ def test_jobs_come_from_the_knob_and_targets_need_one_job(capsys):
         repro.default_jobs({"LAWM_JOBS": "many"})
     assert repro.main(["--jobs", "2", "worlds"]) == 2  # before any server or run starts
     assert "use --jobs 1" in capsys.readouterr().err
+
+
+def test_a_profile_runs_as_an_experiment_named_after_it(project):  # noqa: F811
+    """`python -m pipelines.repro --profile FILE`: the pipeline under the profile's params as one
+    `dvc exp run`, in one parent MLflow run; a profile with a misspelt key stops before anything runs."""
+    repo, env = project
+    env = default_store_env(env)
+    (repo / "small.yaml").write_text("worlds.wild.videos: 2\nlatent_actions.regularizers.noisy.beta: 0.00005\n")
+    (repo / "typo.yaml").write_text("worlds.wild.vidoes: 2\n")
+    refused = subprocess.run([sys.executable, "-m", "pipelines.repro", "--profile", "typo.yaml"], cwd=repo, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "worlds.wild.vidoes" in refused.stderr
+    assert not (repo / "mlflow.db").exists()  # stopped before any run
+
+    out = run([sys.executable, "-m", "pipelines.repro", "--profile", "small.yaml", "worlds"], repo, env)
+    assert "Running stage 'worlds'" in out
+    shown = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, env=env,
+                                      capture_output=True, text=True, timeout=300, check=True).stdout)
+    experiments = {exp["name"]: exp["revs"][0]["data"] for entry in shown for exp in entry.get("experiments") or []}
+    params = experiments["small"]["params"]["params.yaml"]["data"]
+    assert params["worlds"]["wild"]["videos"] == 2
+    assert params["latent_actions"]["regularizers"]["noisy"]["beta"] == 5e-05  # a number, as the stages read it
+    assert len(list((repo / "data/worlds/wild").glob("*.mp4"))) == 2  # the experiment's outputs
+    _, parents = runs_in(repo, "pipeline")
+    assert [p.info.run_name for p in parents] == ["dvc exp run --name small (profile small.yaml) worlds"]
