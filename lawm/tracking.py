@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lawm.config import leaves
+
 EXPERIMENT = "lawm"
 PARENT_RUN = "LAWM_PARENT_RUN_ID"  # environment: the pipeline run that stage runs nest under
 STAGE_RUN = "LAWM_STAGE_RUN_ID"  # environment: the stage run a worker process logs into (lawm.distributed)
@@ -52,18 +54,6 @@ def _experiment():
         except mlflow.exceptions.MlflowException:
             pass  # made meanwhile by a stage beside this one
     return mlflow.set_experiment(name)
-
-
-def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
-    """{"a": {"b": 1}} -> {"a.b": "1"}, for MLflow params."""
-    out: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = str(value)
-    return out
 
 
 def _this_process() -> dict[str, str]:
@@ -115,7 +105,7 @@ def stage_run(stage: str, config: Mapping, variant: str | None = None) -> Iterat
     end_orphaned_runs(experiment.experiment_id, stage, variant or "")
     tags = {"stage": stage, "variant": variant or "", **_this_process()}
     with mlflow.start_run(run_name=name, tags=tags, parent_run_id=os.environ.get(PARENT_RUN)) as run:
-        mlflow.log_params(flatten(config))
+        mlflow.log_params({key: str(value) for key, value in leaves(config).items()})
         mlflow.log_dict(dict(config), "config.yaml")
         yield run
 
