@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lawm.evaluation.report import BASELINES
+from lawm.evaluation.targets import BASELINES
 from lawm.io import atomic_path, write_json
 from pipelines.experiments import set_param_args
 from pipelines.layout import ABLATION, METRICS, PARAMS

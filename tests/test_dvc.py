@@ -72,7 +72,8 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     assert (repo / "data/features/index.parquet").is_file()
     report = (repo / "data/report/report.md").read_text()
     assert "data/report/report.md" in out  # the last stage prints where the report is
-    for section in ("Summary", "Capacity", "Table 1", "Tables S1/S2", "Table S1-right", "Table S2-right", "Closed-loop"):
+    for section in ("Summary", "reproduction's bars", "Capacity", "Table 1", "Tables S1/S2", "Table S1-right",
+                    "Table S2-right", "Closed-loop"):
         assert section in report
     metrics = json.loads(run(dvc + ["metrics", "show", "--json"], repo, env))
     shown = json.dumps(metrics)

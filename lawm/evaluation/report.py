@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from lawm.evaluation import paper
+from lawm.evaluation import paper, targets
 from lawm.io import atomic_path
 from lawm.planning.domains import labelled
 
@@ -29,7 +29,6 @@ def _figure(src: Path, out: Path, name: str, caption: str) -> str:
     return f"![{caption}](figures/{name})"
 
 
-BASELINES = ("world_model", "random", "oracle")
 # An offline protocol's headline metric (lower is better) and its name, {} for the domain.
 HEADLINE = {"droid": ("delta", "Δ, {} (DROID protocol)"), "recon": ("rpe", "RPE, {} (RECON protocol)"),
             "generic": ("action_l1", "action L1, {} (generic protocol)")}
@@ -50,14 +49,13 @@ def _summary(plan: dict, domains: list[str], groups: dict[str, list[str]]) -> li
             continue
         values = {n: x[key] for n, x in plan[domain][part].items()}
         for group, names in groups.items():
-            latent = {n: values[n] for n in names if n in values and n not in BASELINES}
-            if not latent:
+            best = targets.best_planner(plan[domain][part], names, key, lower_better)
+            if best is None:
                 continue
-            best = (min if lower_better else max)(latent, key=latent.get)
             wm = values["world_model"]
-            ratio = f" (x{latent[best] / wm:.2f})" if wm else ""
+            ratio = f" (x{values[best] / wm:.2f})" if wm else ""
             lines.append(f"- {label} ({'lower' if lower_better else 'higher'} is better), {group}: best "
-                         f"latent-action planner `{best}` {latent[best]:.3g} against the real-action world model "
+                         f"latent-action planner `{best}` {values[best]:.3g} against the real-action world model "
                          f"{wm:.3g}{ratio}; random {values['random']:.3g}, true actions {values['oracle']:.3g}.")
     return lines
 
@@ -82,10 +80,11 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     out = Path(out_dir)
     domains = list(m["world_model"])
     plan, cfg = m["planning"], params.planning
+    kinds, groups = {v: params.regularizer(v).kind for v in m["latent"]}, planner_groups(params)
     text = TEMPLATES.get_template("report.md.j2").render(
         SUMMARY=SUMMARY, enc=params.features.encoder, la=params.latent_actions, cl=cfg.closed_loop, paper=paper,
-        domains=domains, kinds={v: params.regularizer(v).kind for v in m["latent"]},
-        summary=_summary(plan, domains, planner_groups(params)), latent=m["latent"], capacity=m["capacity"],
+        domains=domains, kinds=kinds, summary=_summary(plan, domains, groups),
+        checks=targets.check_all(m, groups, kinds, domains), latent=m["latent"], capacity=m["capacity"],
         by_capacity=sorted(m["latent"].items(), key=lambda kv: kv[1]["capacity_one_step_l1"]),
         controller=m["controller"], world_model=m["world_model"], plan=plan,
         offline=[(d, labelled(d).protocol, plan[d]["offline"], getattr(cfg, labelled(d).budget))
