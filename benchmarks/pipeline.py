@@ -19,6 +19,11 @@ default pixels states with random weights (cost does not depend on the weights):
   planning   one CEM plan of the closed-loop budget, 100 episodes at once (planning.batch rollouts
              per forward pass), for the real-action world model and a latent model + controller
 
+No-op `dvc repro`: where every stage is up to date (`dvc status` shows only the always-changed
+`list_sources`), the median wall time of a `dvc repro` that has nothing to rebuild, beside the
+two parts it cannot avoid, measured the same way: starting DVC (`dvc --version`) and DVC's own
+check of every stage (`dvc status`). The difference is the `list_sources` inventory.
+
 FLOPs are counted by torch.utils.flop_counter (matmuls and attention; elementwise work is not
 counted, so the fraction is a lower bound of how busy the cores are). Results:
 benchmarks/results/pipeline.json.
@@ -26,7 +31,10 @@ benchmarks/results/pipeline.json.
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -76,6 +84,24 @@ def stage_groups(runs: list[dict]) -> dict:
     gaps = [x for g in groups.values() for x in g["gaps"]]
     return {"groups": dict(groups), "runs_s": sum(g["seconds"] for g in groups.values()), "gaps_s": sum(gaps),
             "median_gap_s": statistics.median(gaps) if gaps else float("nan")}
+
+
+def noop_repro(repeats: int) -> dict:
+    """Median seconds of `dvc --version`, `dvc status` and a `dvc repro` with nothing to rebuild, in
+    the current project; {"stale": [stages]} instead where there is something to rebuild."""
+    dvc = [sys.executable, "-m", "dvc"]
+    status = subprocess.run(dvc + ["status", "--json"], capture_output=True, text=True, check=True)
+    stale = sorted(set(json.loads(status.stdout or "{}")) - {"list_sources"})
+    if stale:
+        return {"stale": stale}
+
+    def seconds(args: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run(dvc + args, capture_output=True, check=True)
+        return time.perf_counter() - start
+
+    return {name: statistics.median(seconds(args) for _ in range(repeats))
+            for name, args in (("start", ["--version"]), ("status", ["status"]), ("repro", ["repro"]))}
 
 
 def matmul_peak(repeats: int) -> float:
@@ -129,12 +155,14 @@ def run(quick: bool) -> dict:
     configure_threads()
     params = default_params()
     stages = stage_groups(stage_runs())
+    noop = noop_repro(3 if quick else 5)
     peak = matmul_peak(3 if quick else 10)
     work = [training_step(params, 3 if quick else 10), *planning_work(params, 16 if quick else 100)]
     for w in work:
         w["gflops_per_s"] = w["flops"] / w["seconds"] / 1e9
         w["share_of_peak"] = w["gflops_per_s"] / peak
-    return {"stages": stages, "matmul_peak_gflops": peak, "work": work, "threads": torch.get_num_threads()}
+    return {"stages": stages, "noop_repro_s": noop, "matmul_peak_gflops": peak, "work": work,
+            "threads": torch.get_num_threads()}
 
 
 def report(res: dict) -> str:
@@ -147,6 +175,13 @@ def report(res: dict) -> str:
              f"Start-up gaps between consecutive runs: {s['gaps_s'] / 60:.1f} minutes in all."]
     if not s["groups"]:
         parts.append("(no finished stage runs in MLflow here: run `make repro` first, or set MLFLOW_TRACKING_URI)")
+    noop = res["noop_repro_s"]
+    if "stale" in noop:
+        parts.append(f"No-op `dvc repro`: not measured, stages to rebuild: {', '.join(noop['stale'])}")
+    else:
+        parts.append(table(["command", "median seconds"],
+                           [["dvc --version (starting DVC)", noop["start"]], ["dvc status", noop["status"]],
+                            ["dvc repro, nothing to rebuild", noop["repro"]]], title="A no-op `dvc repro`"))
     parts.append(table(["work", "GFLOP", "seconds", "GFLOP/s", "share of the matmul peak"],
                        [[w["work"], w["flops"] / 1e9, w["seconds"], w["gflops_per_s"], w["share_of_peak"]]
                         for w in res["work"]],
