@@ -70,6 +70,8 @@ def test_probe_recovers_a_linear_map_and_not_noise():
     noise = rng.normal(size=(400, 3))
     assert linear_probe_r2(torch.tensor(z_tr), noise, torch.tensor(z_va), rng.normal(size=(200, 3))) < 0.05
     assert r2(np.ones((4, 1)) * np.arange(4)[:, None], np.arange(4)[:, None] * 1.0) == pytest.approx(1.0)
+    still = np.zeros((200, 3))  # e.g. camera motion where no camera moves: no R^2, not a perfect one
+    assert np.isnan(linear_probe_r2(torch.tensor(z_tr), np.zeros((400, 3)), torch.tensor(z_va), still))
 
 
 def test_concentration_of_a_change_on_the_agent_cells():

@@ -50,6 +50,8 @@ def test_action_r2_takes_the_best_variant_per_domain():
     arm, nav = targets.action_r2(LATENT, ["arm", "nav"])
     assert arm.met and "`none_app_d` 0.62" == arm.measured
     assert not nav.met and "`none_app_d` 0.20" == nav.measured
+    no_r2 = {**LATENT, "odd": {"action_r2_arm": float("nan")}}  # NaN (actions that never vary) is no best
+    assert targets.action_r2(no_r2, ["arm"])[0].measured == "`none_app_d` 0.62"
 
 
 def test_capacity_range_per_family_with_two_strengths():

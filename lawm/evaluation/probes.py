@@ -50,9 +50,12 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1e-2) -> np.ndarray:
 
 
 def r2(y: np.ndarray, pred: np.ndarray) -> float:
-    """Coefficient of determination pooled over targets (1 - SSE / SST)."""
+    """Coefficient of determination pooled over targets (1 - SSE / SST); NaN where the targets do
+    not vary (e.g. the camera probe on videos whose camera never moves): nothing to explain."""
     sst = ((y - y.mean(0)) ** 2).sum()
-    return float(1.0 - ((y - pred) ** 2).sum() / max(sst, 1e-12))
+    if sst < 1e-12:
+        return float("nan")
+    return float(1.0 - ((y - pred) ** 2).sum() / sst)
 
 
 def linear_probe_r2(z_train: torch.Tensor, y_train: np.ndarray, z_val: torch.Tensor, y_val: np.ndarray) -> float:

@@ -18,6 +18,7 @@ latent's z -> action R^2 and z use on the domain (1 = the predictor ignores z, s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lawm.planning.domains import labelled
@@ -108,7 +109,8 @@ def action_r2(latent: dict, domains: list[str]) -> list[Check]:
     """Per labelled domain: the best variant's held-out z -> action R^2 against `ACTION_R2`."""
     checks = []
     for d in domains:
-        r2 = {v: x[f"action_r2_{d}"] for v, x in latent.items() if f"action_r2_{d}" in x}
+        key = f"action_r2_{d}"
+        r2 = {v: x[key] for v, x in latent.items() if not math.isnan(x.get(key, math.nan))}  # NaN: no R^2
         if not r2:
             continue
         best = max(r2, key=r2.get)
