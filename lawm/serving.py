@@ -15,14 +15,17 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
-
 class SavedModel(PythonModel):
+    # The signature is explicit (`tracking.log_model`): MLflow checks inputs against it, so `predict`
+    # is not typed (MLflow would read hints as a second schema) and MLflow need not ask for hints.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from lawm.models.saved import load_model
 
         self.model = load_model(context.artifacts["weights"])
 
-    def predict(self, context, model_input, params=None):  # (no type hints: MLflow would read them as a schema)
+    def predict(self, context, model_input, params=None):
         import torch
 
         states = torch.as_tensor(np.asarray(model_input["states"], dtype=np.float32))  # [B, T, N, D]

@@ -186,16 +186,9 @@ def log_model(weights: str | Path, registered_name: str, inputs: Mapping[str, tu
     package = Path(lawm.__file__).parent
     example = {name: np.zeros((1, 1 if name == "actions" else 2, *shape[2:]), np.float32)
                for name, shape in inputs.items()}  # one window: 2 states and the action between them
-    with warnings.catch_warnings(record=True) as caught:  # (MLflow's own "once" filter beats an "ignore")
-        warnings.simplefilter("always")
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(package / "serving.py"),
-                                       artifacts={"weights": str(weights)}, code_paths=[str(package)],
-                                       signature=signature, input_example=example,
-                                       registered_model_name=registered_name,
-                                       pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
-                                                         f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"])
-    for caught_warning in caught:  # the signature is explicit: drop MLflow's hint to type `predict` instead
-        if "type hints to the `predict` method" not in str(caught_warning.message):
-            warnings.warn_explicit(caught_warning.message, caught_warning.category, caught_warning.filename,
-                                   caught_warning.lineno)
+    info = mlflow.pyfunc.log_model(name="model", python_model=str(package / "serving.py"),
+                                   artifacts={"weights": str(weights)}, code_paths=[str(package)],
+                                   signature=signature, input_example=example, registered_model_name=registered_name,
+                                   pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
+                                                     f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"])
     mlflow.MlflowClient().set_registered_model_alias(registered_name, "current", info.registered_model_version)

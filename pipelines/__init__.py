@@ -25,6 +25,7 @@ import lawm  # noqa: F401  (its OpenMP defaults, before any stage imports torch)
 for _key, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "lawm",  # the library's log lines show with the flow's
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # ...and outside a flow go to the console only
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",  # first start migrates a new DB
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars in the stage logs
