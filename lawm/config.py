@@ -233,6 +233,9 @@ class ModelConfig(Strict):
     idm_depth: PositiveInt
     idm_split: PositiveInt  # the IDM sees pixels tokens cut this many times finer per side (1 = as cached)
     latent_dim: PositiveInt  # size of one latent action (128 in the paper)
+    # the condition also moves each attention head's queries by a (row, col) displacement (ours;
+    # lawm.nn.AdaLNZeroBlock); false: AdaLN-zero alone, the paper's
+    query_shift: bool = False
 
     @model_validator(mode="after")
     def _heads_divide_dim(self):

@@ -74,27 +74,32 @@ class Attention(MultiHead):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def heads_of(self, x: Tensor, angles: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """x [B, L, dim] -> q, k, v [B, H, L, hd], q and k rotated by the RoPE angles if given."""
+    def heads_of(self, x: Tensor, angles: Tensor | None, q_angles: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, L, dim] -> q, k, v [B, H, L, hd], q and k rotated by the RoPE angles [L, hd/2] if
+        given; q_angles [B, H, L, hd/2], if given, rotate q instead (queries at other positions)."""
         B, L, _ = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, L, hd]
         if angles is not None:
-            q, k = apply_rope(q, angles), apply_rope(k, angles)
+            q, k = apply_rope(q, angles if q_angles is None else q_angles), apply_rope(k, angles)
         return q, k, v
 
-    def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        q, k, v = self.heads_of(x, angles)  # 3 x [B, H, L, hd]
+    def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None,
+                q_angles: Tensor | None = None) -> Tensor:
+        q, k, v = self.heads_of(x, angles, q_angles)  # 3 x [B, H, L, hd]
         return self.merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))  # [B, L, dim]
 
-    def extend(self, x: Tensor, angles: Tensor, past: KV | None) -> tuple[Tensor, KV]:
+    def extend(self, x: Tensor, angles: Tensor, past: KV | None, q_angles: Tensor | None = None
+               ) -> tuple[Tensor, KV]:
         """Attention of one new frame's tokens x [B, N, dim] over the cached frames and itself.
 
-        angles [N, hd/2] are the new tokens' RoPE angles; past = (k, v), each [B, H, L, hd], the
-        rotated keys and values of the earlier frames (None for the first). Under the frame-causal
-        mask this equals the new frame's rows of `forward` on the whole sequence. Returns the
-        output [B, N, dim] and the cache extended by the new frame.
+        angles [N, hd/2] are the new tokens' RoPE angles (q_angles [B, H, N, hd/2] their queries'
+        if they differ); past = (k, v), each [B, H, L, hd], the rotated keys and values of the
+        earlier frames (None for the first). Under the frame-causal mask this equals the new
+        frame's rows of `forward` on the whole sequence. Returns the output [B, N, dim] and the
+        cache extended by the new frame.
         """
-        q, k, v = self.heads_of(x, angles)  # 3 x [B, H, N, hd]
+        q, k, v = self.heads_of(x, angles, q_angles)  # 3 x [B, H, N, hd]
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, H, L+N, hd]
         return self.merge(F.scaled_dot_product_attention(q, k, v)), (k, v)  # [B, N, dim]
@@ -139,9 +144,15 @@ class AdaLNZeroBlock(nn.Module):
     cond [B, T, C] -> SiLU -> Linear(C, 6*dim) gives shift/scale/gate of attention and MLP for each
     frame, shared by that frame's N tokens. The modulation Linear starts at zero, so an untrained block
     is the identity: both residual branches are gated shut and the condition is ignored.
+
+    With `query_shift` (ours; the paper conditions through the modulation only), the condition also
+    moves each head's queries by a (row, col) displacement d [B, T, H, 2] (in tokens, from zero):
+    under RoPE a query at p then scores keys as if it sat at p + d, so a token reads what lies d
+    away, which is how a condition can say "the content moves by -d" (a camera pan, a pushed
+    effector) in one step instead of through a shared per-channel modulation.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, cond_dim: int):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, cond_dim: int, query_shift: bool = False):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -150,14 +161,32 @@ class AdaLNZeroBlock(nn.Module):
         self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
         nn.init.zeros_(self.modulation[1].weight)
         nn.init.zeros_(self.modulation[1].bias)
+        self.shift = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 2 * heads)) if query_shift else None
+        if self.shift is not None:
+            nn.init.zeros_(self.shift[1].weight)
+            nn.init.zeros_(self.shift[1].bias)
+
+    def query_offsets(self, cond: Tensor, head_dim: int) -> Tensor | None:
+        """cond [..., C] -> RoPE angles of each head's query displacement [..., H, hd/2] (None without
+        `query_shift`). RoPE angles are linear in the position, so they add to the tokens' own."""
+        if self.shift is None:
+            return None
+        d = self.shift(cond).unflatten(-1, (self.attn.heads, 2))  # [..., H, 2]: (row, col) in tokens
+        pos = torch.cat([torch.zeros_like(d[..., :1]), d], dim=-1)  # [..., H, 3]: no move in time
+        return rope_angles(pos.flatten(0, -2), head_dim).unflatten(0, pos.shape[:-1])  # [..., H, hd/2]
 
     def forward(self, x: Tensor, cond: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """x [B, T, N, dim], cond [B, T, C] -> [B, T, N, dim]."""
-        T = x.shape[1]
+        B, T, N, dim = x.shape
         mod = self.modulation(cond)[:, :, None]  # [B, T, 1, 6*dim]
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # 6 x [B, T, 1, dim]
+        q_angles = None
+        offsets = self.query_offsets(cond, dim // self.attn.heads) if angles is not None else None  # [B, T, H, hd/2]
+        if offsets is not None:
+            q_angles = angles.unflatten(0, (T, N))[None, :, None] + offsets[:, :, :, None]  # [B, T, H, N, hd/2]
+            q_angles = q_angles.transpose(1, 2).flatten(2, 3)  # [B, H, T*N, hd/2]
         h = self.norm1(x) * (1 + scale1) + shift1  # [B, T, N, dim]
-        x = x + gate1 * self.attn(h.flatten(1, 2), angles, mask).unflatten(1, (T, -1))  # [B, T, N, dim]
+        x = x + gate1 * self.attn(h.flatten(1, 2), angles, mask, q_angles).unflatten(1, (T, -1))  # [B, T, N, dim]
         h = self.norm2(x) * (1 + scale2) + shift2  # [B, T, N, dim]
         return x + gate2 * self.mlp(h)  # [B, T, N, dim]
 
@@ -167,7 +196,9 @@ class AdaLNZeroBlock(nn.Module):
         Equals frame t's rows of `forward` when past holds frames < t (see Attention.extend).
         """
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)  # 6 x [B, 1, dim]
-        out, past = self.attn.extend(self.norm1(x) * (1 + scale1) + shift1, angles, past)  # [B, N, dim]
+        offsets = self.query_offsets(cond, x.shape[-1] // self.attn.heads)  # [B, H, hd/2]
+        q_angles = None if offsets is None else angles[None, None] + offsets[:, :, None]  # [B, H, N, hd/2]
+        out, past = self.attn.extend(self.norm1(x) * (1 + scale1) + shift1, angles, past, q_angles)  # [B, N, dim]
         x = x + gate1 * out
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2), past  # [B, N, dim]
 

@@ -49,17 +49,18 @@ def tiny_lam(reg=NONE, seed: int = 0):
 
 
 def open_gates(predictor: Predictor) -> None:
-    """Random AdaLN modulation and output head, so every block is active (an untrained predictor
-    is the identity: it copies the last state)."""
+    """Random AdaLN modulation (and query shifts) and output head, so every block is active (an
+    untrained predictor is the identity: it copies the last state)."""
     for block in predictor.blocks:
-        torch.nn.init.normal_(block.modulation[1].weight, std=0.3)
-        torch.nn.init.normal_(block.modulation[1].bias, std=0.3)
+        for layer in (block.modulation[1], *([] if block.shift is None else [block.shift[1]])):
+            torch.nn.init.normal_(layer.weight, std=0.3)
+            torch.nn.init.normal_(layer.bias, std=0.3)
     torch.nn.init.normal_(predictor.out.weight, std=0.3)
 
 
-def tiny_predictor(cond_dim: int = LATENT) -> Predictor:
+def tiny_predictor(cond_dim: int = LATENT, query_shift: bool = False) -> Predictor:
     torch.manual_seed(0)
-    return Predictor(D_IN, GRID, cond_dim, dim=32, depth=2, heads=2, mlp_ratio=2.0)
+    return Predictor(D_IN, GRID, cond_dim, dim=32, depth=2, heads=2, mlp_ratio=2.0, query_shift=query_shift)
 
 
 def test_idm_gives_one_latent_per_transition_from_that_pair_only():
@@ -215,8 +216,9 @@ def test_zero_model_has_no_idm_and_never_sees_the_future():
     assert not torch.allclose(none(future)["pred"][:, 0], none(states)["pred"][:, 0])
 
 
-def test_step_with_cached_keys_equals_the_teacher_forced_pass():
-    predictor = tiny_predictor()
+@pytest.mark.parametrize("query_shift", [False, True])
+def test_step_with_cached_keys_equals_the_teacher_forced_pass(query_shift):
+    predictor = tiny_predictor(query_shift=query_shift)
     open_gates(predictor)
     states, cond = torch.randn(3, 4, N, D_IN), torch.randn(3, 4, LATENT)
     with torch.no_grad():
@@ -226,6 +228,25 @@ def test_step_with_cached_keys_equals_the_teacher_forced_pass():
             nxt, past = predictor.step(states[:, t], cond[:, t], past)
             torch.testing.assert_close(nxt, full[:, t], atol=1e-5, rtol=1e-4)
         assert past[0][0].shape[2] == 4 * N  # every block cached the keys of all four frames
+
+
+def test_query_shift_starts_as_the_papers_predictor_and_moves_queries_by_its_displacement():
+    from lawm.nn import grid_positions, rope_angles
+
+    plain, shifted = tiny_predictor(), tiny_predictor(query_shift=True)
+    open_gates(plain)
+    missing = shifted.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(".shift." in key for key in missing)  # only the displacement layers are new: at zero
+    states, cond = torch.randn(2, 3, N, D_IN), torch.randn(2, 3, LATENT)
+    with torch.no_grad():
+        torch.testing.assert_close(shifted(states, cond), plain(states, cond))
+        block = shifted.blocks[0]
+        block.shift[1].bias.copy_(torch.tensor([0.0, 1.0, 2.0, -0.5]))  # head 0: one token right; head 1: 2 down, half left
+        offsets = block.query_offsets(shifted.cond_embed(cond[:, 0]), 16)  # [B, H, hd/2]
+        pos = grid_positions(1, GRID)  # [N, 3]
+        for head, move in enumerate([(0.0, 0.0, 1.0), (0.0, 2.0, -0.5)]):  # RoPE is linear in the position
+            torch.testing.assert_close(rope_angles(pos, 16) + offsets[0, head], rope_angles(pos + torch.tensor(move), 16))
+        assert not torch.allclose(shifted(states, cond), plain(states, cond))
 
 
 def test_the_idm_can_see_pixels_tokens_on_a_finer_grid():

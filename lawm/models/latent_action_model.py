@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from lawm.config import ModelConfig, RegularizerConfig
 from lawm.models.idm import InverseDynamics
-from lawm.models.predictor import Predictor
+from lawm.models.predictor import Predictor, build_predictor
 from lawm.models.regularizers import Regularizer, build_regularizer
 from lawm.runtime import device_of
 
@@ -73,7 +73,7 @@ def build_latent_action_model(token_dim: int, tokens_grid: tuple[int, int], mode
     regularizer = build_regularizer(reg_cfg, m.latent_dim)
     idm = (InverseDynamics(token_dim, tokens_grid, regularizer.raw_dim, m.dim, m.idm_depth, m.heads, m.mlp_ratio,
                            m.idm_split, tubelet) if regularizer.uses_idm else None)
-    predictor = Predictor(token_dim, tokens_grid, m.latent_dim, m.dim, m.depth, m.heads, m.mlp_ratio)
+    predictor = build_predictor(token_dim, tokens_grid, m.latent_dim, m)
     return LatentActionModel(idm, predictor, regularizer, rollout_steps)
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lawm.config import ModelConfig
 from lawm.nn import KV, AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles
+
+
+def build_predictor(token_dim: int, grid: tuple[int, int], cond_dim: int, m: ModelConfig) -> "Predictor":
+    """The predictor of the sizes in `m`, taking `cond_dim`-d conditions (a latent or a real action)."""
+    return Predictor(token_dim, tuple(grid), cond_dim, m.dim, m.depth, m.heads, m.mlp_ratio, m.query_shift)
 
 
 class Predictor(nn.Module):
@@ -15,6 +21,7 @@ class Predictor(nn.Module):
     from s_{0:t} (frame-causal mask) and cond[:, t], the latent or real action moving s_t to s_{t+1}.
     The condition enters only through the AdaLN-zero modulation of frame t's tokens (never as a
     token); it is first embedded by Linear(C, dim), so C can be a latent or a real action size.
+    `query_shift` (ours) also lets it move the attention queries (lawm.nn.AdaLNZeroBlock).
 
     Residual output (our choice; the paper predicts s_{t+1} directly): output t = s_t + out(h_t),
     with `out` initialised to zero, so an untrained predictor copies the last state and training
@@ -24,12 +31,12 @@ class Predictor(nn.Module):
     """
 
     def __init__(self, token_dim: int, grid: tuple[int, int], cond_dim: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float):
+                 heads: int, mlp_ratio: float, query_shift: bool = False):
         super().__init__()
         self.grid, self.heads, self.cond_dim = tuple(grid), heads, cond_dim
         self.inp = nn.Linear(token_dim, dim)
         self.cond_embed = nn.Linear(cond_dim, dim)
-        self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, mlp_ratio, dim) for _ in range(depth))
+        self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, mlp_ratio, dim, query_shift) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, token_dim)
         nn.init.zeros_(self.out.weight)

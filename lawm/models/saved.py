@@ -25,10 +25,10 @@ def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_c
 def _action_world_model(token_dim: int, grid: list[int], model_cfg: dict, action_scale: list[float],
                         rollout_steps: int) -> nn.Module:
     from lawm.config import ModelConfig
-    from lawm.models import ActionWorldModel, Predictor
+    from lawm.models import ActionWorldModel
+    from lawm.models.predictor import build_predictor
 
-    m = ModelConfig.model_validate(model_cfg)
-    predictor = Predictor(token_dim, tuple(grid), len(action_scale), m.dim, m.depth, m.heads, m.mlp_ratio)
+    predictor = build_predictor(token_dim, grid, len(action_scale), ModelConfig.model_validate(model_cfg))
     return ActionWorldModel(predictor, action_scale, rollout_steps)
 
 
