@@ -69,6 +69,10 @@ ABLATIONS = [
     Ablation("patch8_gain_norm", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
                                   "features.encoder.gain_norm": True}, "ours",
              "8 px patches everywhere and states blind to the flicker (the best latent planner of 2026-12-01)"),
+    Ablation("patch8_query_shift", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
+                                    "features.encoder.gain_norm": True, "latent_actions.model.query_shift": True},
+             "ours", "patch8_gain_norm, and the condition also moves each attention head's queries (z can say where "
+                     "content moves)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
