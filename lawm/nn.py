@@ -166,25 +166,25 @@ class AdaLNZeroBlock(nn.Module):
             nn.init.zeros_(self.shift[1].weight)
             nn.init.zeros_(self.shift[1].bias)
 
-    def query_offsets(self, cond: Tensor, head_dim: int) -> Tensor | None:
-        """cond [..., C] -> RoPE angles of each head's query displacement [..., H, hd/2] (None without
-        `query_shift`). RoPE angles are linear in the position, so they add to the tokens' own."""
+    def query_angles(self, cond: Tensor, angles: Tensor) -> Tensor | None:
+        """The queries' RoPE angles [B, H, T*N, hd/2] of frames with conditions cond [B, T, C] and
+        token angles [T*N, hd/2]: each head's displacement added (RoPE angles are linear in the
+        position). None without `query_shift` (the queries keep the tokens' angles)."""
         if self.shift is None:
             return None
-        d = self.shift(cond).unflatten(-1, (self.attn.heads, 2))  # [..., H, 2]: (row, col) in tokens
-        pos = torch.cat([torch.zeros_like(d[..., :1]), d], dim=-1)  # [..., H, 3]: no move in time
-        return rope_angles(pos.flatten(0, -2), head_dim).unflatten(0, pos.shape[:-1])  # [..., H, hd/2]
+        B, T, _ = cond.shape
+        d = self.shift(cond).unflatten(-1, (self.attn.heads, 2))  # [B, T, H, 2]: (row, col) in tokens
+        pos = torch.cat([torch.zeros_like(d[..., :1]), d], dim=-1)  # [B, T, H, 3]: no move in time
+        offsets = rope_angles(pos.flatten(0, 2), 2 * angles.shape[-1]).unflatten(0, pos.shape[:3])  # [B, T, H, hd/2]
+        q = angles.unflatten(0, (T, -1))[None, :, None] + offsets[:, :, :, None]  # [B, T, H, N, hd/2]
+        return q.transpose(1, 2).flatten(2, 3)  # [B, H, T*N, hd/2]
 
     def forward(self, x: Tensor, cond: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """x [B, T, N, dim], cond [B, T, C] -> [B, T, N, dim]."""
-        B, T, N, dim = x.shape
+        T = x.shape[1]
         mod = self.modulation(cond)[:, :, None]  # [B, T, 1, 6*dim]
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)  # 6 x [B, T, 1, dim]
-        q_angles = None
-        offsets = self.query_offsets(cond, dim // self.attn.heads) if angles is not None else None  # [B, T, H, hd/2]
-        if offsets is not None:
-            q_angles = angles.unflatten(0, (T, N))[None, :, None] + offsets[:, :, :, None]  # [B, T, H, N, hd/2]
-            q_angles = q_angles.transpose(1, 2).flatten(2, 3)  # [B, H, T*N, hd/2]
+        q_angles = None if angles is None else self.query_angles(cond, angles)  # [B, H, T*N, hd/2] or None
         h = self.norm1(x) * (1 + scale1) + shift1  # [B, T, N, dim]
         x = x + gate1 * self.attn(h.flatten(1, 2), angles, mask, q_angles).unflatten(1, (T, -1))  # [B, T, N, dim]
         h = self.norm2(x) * (1 + scale2) + shift2  # [B, T, N, dim]
@@ -196,8 +196,7 @@ class AdaLNZeroBlock(nn.Module):
         Equals frame t's rows of `forward` when past holds frames < t (see Attention.extend).
         """
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)  # 6 x [B, 1, dim]
-        offsets = self.query_offsets(cond, x.shape[-1] // self.attn.heads)  # [B, H, hd/2]
-        q_angles = None if offsets is None else angles[None, None] + offsets[:, :, None]  # [B, H, N, hd/2]
+        q_angles = self.query_angles(cond[:, None], angles)  # [B, H, N, hd/2] or None
         out, past = self.attn.extend(self.norm1(x) * (1 + scale1) + shift1, angles, past, q_angles)  # [B, N, dim]
         x = x + gate1 * out
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2), past  # [B, N, dim]

@@ -15,6 +15,7 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
+
 class SavedModel(PythonModel):
     # The signature is explicit (`tracking.log_model`): MLflow checks inputs against it, so `predict`
     # is not typed (MLflow would read hints as a second schema) and MLflow need not ask for hints.

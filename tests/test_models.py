@@ -242,10 +242,10 @@ def test_query_shift_starts_as_the_papers_predictor_and_moves_queries_by_its_dis
         torch.testing.assert_close(shifted(states, cond), plain(states, cond))
         block = shifted.blocks[0]
         block.shift[1].bias.copy_(torch.tensor([0.0, 1.0, 2.0, -0.5]))  # head 0: one token right; head 1: 2 down, half left
-        offsets = block.query_offsets(shifted.cond_embed(cond[:, 0]), 16)  # [B, H, hd/2]
         pos = grid_positions(1, GRID)  # [N, 3]
+        queries = block.query_angles(shifted.cond_embed(cond[:, :1]), rope_angles(pos, 16))  # [B, H, N, hd/2]
         for head, move in enumerate([(0.0, 0.0, 1.0), (0.0, 2.0, -0.5)]):  # RoPE is linear in the position
-            torch.testing.assert_close(rope_angles(pos, 16) + offsets[0, head], rope_angles(pos + torch.tensor(move), 16))
+            torch.testing.assert_close(queries[0, head], rope_angles(pos + torch.tensor(move), 16))
         assert not torch.allclose(shifted(states, cond), plain(states, cond))
 
 
