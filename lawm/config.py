@@ -84,6 +84,9 @@ class WildConfig(Strict):
     # chance that a new agent is a manipulator (the rest split evenly over walkers, balls and cars);
     # None: all four kinds equally likely (0.25), with the draws of the worlds before this knob
     manipulator_share: Share | None = None
+    # smooth: a manipulator's effector explores as the `arm` robot's (the past predicts its next move);
+    # decisions: one constant move or pause held for 2-6 frames, then another, as a planner's actions
+    manipulator_motion: Literal["smooth", "decisions"] = "smooth"
     # share of videos over a table top (one to three objects, one manipulator at a time) instead of the
     # ground; 0 draws nothing, so the videos stay those of before this knob
     tabletop_share: Share = 0.0

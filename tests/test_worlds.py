@@ -196,6 +196,37 @@ def test_segment_camera_walks_looks_around_and_stands_unpredictably():
     assert (next_state_r2("segments") < 0.4).all() and (next_state_r2("smooth") > 0.6).all()
 
 
+def effector_next_state_r2(motion: str) -> np.ndarray:
+    """Per axis: R^2 of a linear fit from the last two states' mean effector motion (4 frames a
+    state) to the next state's, over the manipulators of 6 still-camera videos."""
+    cfg = worlds(wild__manipulator_share=1.0, wild__moving_camera_share=0.0, wild__manipulator_motion=motion,
+                 wild__seconds=8.0)
+    past, nxt = [], []
+    for index in range(6):
+        gt = render_video("wild", cfg, seed=0, index=index)[1]
+        for k in range(cfg.wild.max_agents):
+            n = len(gt) // 4 * 4
+            v = gt[[f"agent{k}_vx", f"agent{k}_vy"]].to_numpy()[:n].reshape(-1, 4, 2).mean(1)  # [states, 2]
+            seen = gt[f"agent{k}_visible"].to_numpy()[:n].reshape(-1, 4).all(1) & np.isfinite(v).all(1)  # [states]
+            past += [[*v[j - 1], *v[j - 2], 1.0] for j in range(2, len(v)) if seen[j - 2:j + 1].all()]
+            nxt += [v[j] for j in range(2, len(v)) if seen[j - 2:j + 1].all()]
+    x, y = np.array(past), np.array(nxt)  # [n, 5], [n, 2]
+    assert len(y) > 100
+    residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    return 1 - residual.var(0) / y.var(0)
+
+
+def test_deciding_manipulators_move_in_held_steps_the_past_does_not_predict():
+    cfg = worlds(wild__manipulator_share=1.0, wild__manipulator_motion="decisions", wild__moving_camera_share=0.0)
+    gt = render_video("wild", cfg, seed=1, index=0)[1]
+    v = gt[["agent0_vx", "agent0_vy"]].to_numpy()[:-1]  # [T-1, 2] the first manipulator's motion
+    v = v[np.isfinite(v).all(1)]
+    held = (np.abs(np.diff(v, axis=0)) < 1e-9).all(1)  # the same move as the frame before
+    assert 0.3 < held.mean() < 0.95  # held for a few frames, then changed
+    assert np.abs(v).max() <= cfg.arm.max_delta * cfg.size + 1e-9
+    assert (effector_next_state_r2("decisions") < 0.3).all() and (effector_next_state_r2("smooth") > 0.3).all()
+
+
 def test_wild_turning_camera_rotates_the_view():
     """Turning the view by `camera_turn` rotates the image content about the centre: the background
     of the next frame is this frame rotated (checked on a still, noise-free world with no agents)."""

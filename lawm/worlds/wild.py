@@ -6,7 +6,9 @@ that moves with its bearer. A textured world larger than the view, seen from abo
 turning, so the view slides and rotates, as the `nav` robot's does), otherwise it stays put.
 Agents enter through the frame edges: walkers with swinging legs, bouncing balls, fast cars, and
 manipulators (two-link arms of random colours whose end effector wanders and reaches, pushing the
-objects that lie around, as the `arm` robot's does); they move, turn, stop and leave again.
+objects that lie around, as the `arm` robot's does, or with `manipulator_motion: decisions` moves
+in constant steps held for 2-6 frames, as a planner's actions come); they move, turn, stop and
+leave again.
 On a `tabletop_share` of videos the world is a wooden table top instead of the ground, with one to
 three objects on it, and one manipulator at a time works there: a hand at work, as much of
 in-the-wild video shows. Exogenous noise that no action explains, scaled by `noise`: global
@@ -92,6 +94,7 @@ class Manipulator:
     look: ArmLook
     links: tuple[float, float]  # fractions of the view side
     max_delta: float  # largest effector move, px/frame
+    decides: bool = False  # WildConfig.manipulator_motion == "decisions"
     vel: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] its last move
     noise: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] smooth unit noise of its wandering
     mode: str = "reach"
@@ -141,11 +144,12 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
     sway_phase, sway_freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.5)
     objects = _objects(rng, cam, s, k, least=1 if tabletop else 0)
     manipulator_share = 1.0 if tabletop else w.manipulator_share
+    decides = w.manipulator_motion == "decisions"
 
     busy = rng.uniform(0.015, 0.05)  # spawn chance per empty slot and frame
     slots: list[Agent | Manipulator | None] = [None] * w.max_agents
     slots[0] = _spawn(rng, cam, 0, s, k, inside=True, uid=0, max_delta=cfg.arm.max_delta * s,
-                      manipulator_share=manipulator_share)
+                      manipulator_share=manipulator_share, decides=decides)
     uid = 1
     gt = {f"agent{j}_{c}": [] for j in range(w.max_agents) for c in ("kind", "x", "y", "visible", "event", "uid")}
     xx, yy = pixel_grid(s, s)  # [1, S], [S, 1]
@@ -154,7 +158,7 @@ def render(cfg: WorldsConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.
         for j in range(1 if tabletop else w.max_agents):  # one hand at a table at a time, as the robot's
             if slots[j] is None and t > 0 and rng.random() < busy:
                 slots[j] = _spawn(rng, cam, t, s, k, inside=False, uid=uid, max_delta=cfg.arm.max_delta * s,
-                                  manipulator_share=manipulator_share)
+                                  manipulator_share=manipulator_share, decides=decides)
                 uid += 1
         # background: the world and a patch of swaying foliage, seen through the camera
         wx, wy = np.broadcast_arrays(*cam.to_world(t, xx, yy, s))  # [S, S] world coordinates of the pixels
@@ -314,13 +318,13 @@ def _objects(rng: np.random.Generator, cam: Camera, s: int, k: float, least: int
 
 
 def _spawn(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, inside: bool, uid: int,
-           max_delta: float, manipulator_share: float | None) -> Agent | Manipulator:
+           max_delta: float, manipulator_share: float | None, decides: bool = False) -> Agent | Manipulator:
     if manipulator_share is None:
         kind = KINDS[rng.integers(len(KINDS))]
     else:
         kind = "arm" if rng.random() < manipulator_share else KINDS[rng.integers(len(KINDS) - 1)]
     if kind == "arm":
-        return _spawn_arm(rng, cam, t, s, k, inside, uid, max_delta)
+        return _spawn_arm(rng, cam, t, s, k, inside, uid, max_delta, decides)
     spec = SPECS[kind]
     if inside:  # already in view on the first frame
         px, py = rng.uniform(0.2, 0.8, 2) * s
@@ -345,7 +349,7 @@ def _spawn(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, insi
 
 
 def _spawn_arm(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, inside: bool, uid: int,
-               max_delta: float) -> Manipulator:
+               max_delta: float, decides: bool = False) -> Manipulator:
     """A manipulator whose base sits beyond one image edge; its effector starts in view or at that edge."""
     edge, along, off = rng.integers(4), rng.uniform(0.3, 0.7) * s, 0.12 * s
     base_img = np.array([(along, s + off), (along, -off), (-off, along), (s + off, along)][edge])
@@ -360,7 +364,7 @@ def _spawn_arm(rng: np.random.Generator, cam: Camera, t: int, s: int, k: float, 
     return Manipulator(uid=uid, x=float(ee[0]), y=float(ee[1]), base=base, elbow_sign=rng.choice([-1.0, 1.0]),
                        look=look, links=(rng.uniform(0.5, 0.65), rng.uniform(0.5, 0.65)), max_delta=max_delta,
                        goal=np.array(cam.to_world(t, *(rng.uniform(0.3, 0.7, 2) * s), s)), was_visible=inside,
-                       life=int(rng.integers(40, 160)), noise=rng.standard_normal(2))
+                       life=int(rng.integers(40, 160)), noise=rng.standard_normal(2), decides=decides)
 
 
 def _record(ag: Agent | Manipulator | None, cam: Camera, t: int, s: int, k: float) -> dict:
@@ -414,30 +418,40 @@ def _step(rng: np.random.Generator, ag: Agent | Manipulator, cam: Camera, t: int
 
 
 def _step_arm(rng: np.random.Generator, ag: Manipulator, cam: Camera, t: int, s: int, objects: Objects) -> str:
-    """Move the effector one frame, as the `arm` robot's exploration does (segments of wandering,
-    reaching for a point or an object, and pausing; smoothed, at most max_delta per axis), within
-    reach of the base; at the end of its life it pulls back out of view. Pushes what it touches."""
-    event, ee = "", np.array([ag.x, ag.y])
+    """Move the effector one frame, within reach of the base, and push what it touches. Smooth
+    motion as the `arm` robot's exploration (segments of wandering, reaching for a point or an
+    object, and pausing; smoothed, at most max_delta per axis), or, for a manipulator that
+    `decides`, one constant move (or a pause) held for 2-6 frames and then another: the way a
+    planner's actions come, which the past does not predict. At the end of its life it pulls
+    back out of view."""
+    event, ee, m = "", np.array([ag.x, ag.y]), ag.max_delta
     ag.age += 1
     ag.noise = 0.92 * ag.noise + np.sqrt(1 - 0.92 ** 2) * rng.standard_normal(2)
     if ag.seen and not ag.leaving and ag.age > ag.life:
         ag.leaving, ag.mode, ag.goal, event = True, "reach", ag.base.copy(), "turn"
-    elif not ag.leaving and ag.age >= ag.until:  # the next segment
-        ag.until = ag.age + int(rng.integers(6, 28))
-        ag.mode = str(rng.choice(["wander", "reach", "pause"], p=[0.45, 0.4, 0.15]))
-        event = {"wander": "walk", "reach": "turn", "pause": "stop"}[ag.mode]
-        if len(objects.xy) and rng.random() < 0.5:
-            ag.goal = objects.xy[rng.integers(len(objects.xy))] + rng.normal(0, 0.03 * s, 2)
-        else:
-            ag.goal = np.array(cam.to_world(t, *(rng.uniform(0.15, 0.85, 2) * s), s))
-    m = ag.max_delta
-    if ag.mode == "wander":
-        raw = 0.7 * m * ag.noise + 0.02 * (ag.goal - ee)
-    elif ag.mode == "reach":
-        raw = 0.25 * (ag.goal - ee) + 0.3 * 0.7 * m * ag.noise
+    if ag.decides and not ag.leaving:
+        if ag.age >= ag.until:  # the next decision
+            ag.until = ag.age + int(rng.integers(2, 7))
+            goal = np.array(cam.to_world(t, *(rng.uniform(0.15, 0.85, 2) * s), s))  # a drift towards it keeps it in view
+            pause = rng.random() < 0.15
+            ag.mode, event = ("pause", "stop") if pause else ("move", "turn")
+            ag.vel = np.zeros(2) if pause else np.clip(rng.uniform(-m, m, 2) + 0.05 * (goal - ee), -m, m)
     else:
-        raw = np.zeros(2)
-    ag.vel = np.clip(0.6 * ag.vel + 0.4 * np.clip(raw, -m, m), -m, m)
+        if not ag.leaving and ag.age >= ag.until:  # the next segment
+            ag.until = ag.age + int(rng.integers(6, 28))
+            ag.mode = str(rng.choice(["wander", "reach", "pause"], p=[0.45, 0.4, 0.15]))
+            event = {"wander": "walk", "reach": "turn", "pause": "stop"}[ag.mode]
+            if len(objects.xy) and rng.random() < 0.5:
+                ag.goal = objects.xy[rng.integers(len(objects.xy))] + rng.normal(0, 0.03 * s, 2)
+            else:
+                ag.goal = np.array(cam.to_world(t, *(rng.uniform(0.15, 0.85, 2) * s), s))
+        if ag.mode == "wander":
+            raw = 0.7 * m * ag.noise + 0.02 * (ag.goal - ee)
+        elif ag.mode == "reach":
+            raw = 0.25 * (ag.goal - ee) + 0.3 * 0.7 * m * ag.noise
+        else:
+            raw = np.zeros(2)
+        ag.vel = np.clip(0.6 * ag.vel + 0.4 * np.clip(raw, -m, m), -m, m)
     d = ee + ag.vel - ag.base  # keep the effector within reach of the base
     dist = np.hypot(*d)
     lo, hi = abs(ag.links[0] - ag.links[1]) * s + 1, 0.97 * (ag.links[0] + ag.links[1]) * s
