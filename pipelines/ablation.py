@@ -73,6 +73,10 @@ ABLATIONS = [
                                     "features.encoder.gain_norm": True, "latent_actions.model.query_shift": True},
              "ours", "patch8_gain_norm, and the condition also moves each attention head's queries (z can say where "
                      "content moves)"),
+    Ablation("patch8_decisions", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
+                                  "features.encoder.gain_norm": True, "worlds.wild.manipulator_motion": "decisions"},
+             "ours", "patch8_gain_norm, and the wild manipulators move in held steps the past does not predict, "
+                     "as a planner's actions come"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
