@@ -56,11 +56,10 @@ def main(flow: Callable, description: str, argv: list[str] | None = None, matrix
         sys.exit(2)
     if "torch" in sys.modules:  # stages that compute: their threads from the cores (lawm.runtime)
         configure_threads()
-    from prefect import Flow, tags
-
-    if isinstance(flow, Flow):  # its run named and tagged after the stage
+    prefect = sys.modules.get("prefect")  # imported by a flow's module; a plain function (list_sources) does without
+    if prefect is not None and isinstance(flow, prefect.Flow):  # its run named and tagged after the stage
         items = list(values.values())
-        with tags(*run_tags(flow.name, items)):
+        with prefect.tags(*run_tags(flow.name, items)):
             flow.with_options(flow_run_name=run_name(flow.name, items))(params_file=args.params, **values)
     else:
         flow(params_file=args.params, **values)
