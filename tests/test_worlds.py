@@ -168,6 +168,12 @@ def test_wild_camera_moves_only_on_moving_videos(motion):
         assert gt["camera_x"].nunique() == 1 and gt["camera_y"].nunique() == 1
 
 
+def fit_r2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """In-sample R^2 of the least-squares linear fit x [n, k] -> y [n] or [n, m] (per column)."""
+    residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    return 1 - residual.var(0) / y.var(0)
+
+
 def next_state_r2(motion: str, frames_per_state: int = 4) -> np.ndarray:
     """Per command (forward, sideways, turn): R^2 of a linear fit from the last two states' mean
     command to the next state's, over 40 camera tracks."""
@@ -179,9 +185,7 @@ def next_state_r2(motion: str, frames_per_state: int = 4) -> np.ndarray:
             s = c.reshape(-1, frames_per_state).mean(1)  # [32] per state
             past += [[s[k - 1], s[k - 2], 1.0] for k in range(2, len(s))]
             nxt += list(s[2:])
-        x, y = np.array(past), np.array(nxt)
-        residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
-        r2.append(1 - residual.var() / y.var())
+        r2.append(fit_r2(np.array(past), np.array(nxt)))
     return np.array(r2)
 
 
@@ -210,10 +214,8 @@ def effector_next_state_r2(motion: str) -> np.ndarray:
             seen = gt[f"agent{k}_visible"].to_numpy()[:n].reshape(-1, 4).all(1) & np.isfinite(v).all(1)  # [states]
             past += [[*v[j - 1], *v[j - 2], 1.0] for j in range(2, len(v)) if seen[j - 2:j + 1].all()]
             nxt += [v[j] for j in range(2, len(v)) if seen[j - 2:j + 1].all()]
-    x, y = np.array(past), np.array(nxt)  # [n, 5], [n, 2]
-    assert len(y) > 100
-    residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
-    return 1 - residual.var(0) / y.var(0)
+    assert len(nxt) > 100
+    return fit_r2(np.array(past), np.array(nxt))  # [n, 5] -> [n, 2]
 
 
 def test_deciding_manipulators_move_in_held_steps_the_past_does_not_predict():

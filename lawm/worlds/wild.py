@@ -434,7 +434,7 @@ def _step_arm(rng: np.random.Generator, ag: Manipulator, cam: Camera, t: int, s:
             ag.until = ag.age + int(rng.integers(2, 7))
             goal = np.array(cam.to_world(t, *(rng.uniform(0.15, 0.85, 2) * s), s))  # a drift towards it keeps it in view
             pause = rng.random() < 0.15
-            ag.mode, event = ("pause", "stop") if pause else ("move", "turn")
+            event = "stop" if pause else "turn"
             ag.vel = np.zeros(2) if pause else np.clip(rng.uniform(-m, m, 2) + 0.05 * (goal - ee), -m, m)
     else:
         if not ag.leaving and ag.age >= ag.until:  # the next segment
