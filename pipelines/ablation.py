@@ -1,6 +1,7 @@
 """The ablation table: one DVC experiment per row of ABLATIONS, their metrics side by side.
 
-    python -m pipelines.ablation run [NAME ...]             # run the named rows (default: those not run yet)
+    python -m pipelines.ablation run [NAME ...] [--seeds K ...]   # run the named rows (default: those not
+                                                            #   run yet), at each seed (default: params.yaml's)
     python -m pipelines.ablation table [--out FILE]         # print the Markdown table; with --out, put it
                                                             #   between <!-- ablation:start --> and
                                                             #   <!-- ablation:end --> in FILE
@@ -14,6 +15,12 @@ The experiments are kept under HEAD (`dvc exp show` lists HEAD's only, so a new 
 table); the wall-clock seconds of each row go to data/ablation/seconds.json. Stages run against one
 Prefect server (`pipelines.prefect_server`), as in `make repro`.
 
+`--seeds` runs each row at other seeds too (`-S seed=K`: other worlds, other initial weights, other
+planning scenes), as experiments `ablation-<name>-seed<K>`; `defaults` then names the committed
+params at another seed. The table gets one line per seed run, and a second table gives, for every
+row run at two seeds or more, each closed-loop success as its mean and range over the seeds: one
+seed's 100 episodes do not resolve a change smaller than about 0.15 (docs/findings.md).
+
 The latent-action columns take the best variant trained in the paper's main setting (no windows
 from the labelled domains); the App. D columns the best variant trained with them. The metric
 files are in git (`data/.gitignore` lets data/metrics through), so each experiment's commit holds
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lawm.config import load_params
 from lawm.evaluation.targets import BASELINES
 from lawm.io import atomic_path, write_json
 from pipelines.experiments import set_param_args
@@ -90,8 +99,17 @@ ABLATIONS = [
 ]
 
 
-def experiment_name(row: Ablation) -> str:
-    return f"ablation-{row.name}"
+def label(row: Ablation, seed: int | None = None) -> str:
+    """The row's name, with `-seed<K>` when it runs at a seed other than the committed one (None)."""
+    return row.name if seed is None else f"{row.name}-seed{seed}"
+
+
+def experiment_name(row: Ablation, seed: int | None = None) -> str:
+    return f"ablation-{label(row, seed)}"
+
+
+def committed_seed() -> int:
+    return load_params(PARAMS).seed
 
 
 def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -145,8 +163,8 @@ def committed(shown: list[dict]) -> dict | None:
 
 
 def select(names: list[str]) -> list[Ablation]:
-    """The rows of ABLATIONS with these names, in the order given; unknown names stop here."""
-    rows = {row.name: row for row in ABLATIONS}
+    """The rows with these names (ABLATIONS' and `defaults`), in the order given; unknown names stop here."""
+    rows = {row.name: row for row in [DEFAULTS, *ABLATIONS]}
     unknown = [n for n in names if n not in rows]
     if unknown:
         sys.exit(f"unknown ablation(s) {', '.join(unknown)}; the rows are: {', '.join(rows)}")
@@ -162,10 +180,19 @@ def read_seconds() -> dict[str, float]:
     return json.loads(SECONDS.read_text()) if SECONDS.is_file() else {}
 
 
-def run_row(row: Ablation) -> float:
-    """Run one row as a DVC experiment from the committed defaults; returns its seconds. A row that
-    already has an experiment is run under a new name and replaces it only when it succeeds."""
-    name = experiment_name(row)
+def trials(rows: list[Ablation], seeds: list[int], committed: int) -> list[tuple[Ablation, int | None]]:
+    """(row, seed) for each row at each seed, None for the committed seed; the defaults at the committed
+    seed are left out (their metrics are the committed ones)."""
+    return [(row, None if seed == committed else seed) for row in rows for seed in dict.fromkeys(seeds)
+            if not (row is DEFAULTS and seed == committed)]
+
+
+def run_row(row: Ablation, seed: int | None = None) -> float:
+    """Run one row (at `seed`, None: the committed one) as a DVC experiment from the committed
+    defaults; returns its seconds. A row that already has an experiment is run under a new name and
+    replaces it only when it succeeds."""
+    name = experiment_name(row, seed)
+    overrides = row.overrides if seed is None else {**row.overrides, "seed": seed}
     existing = experiments(exp_show())
     trial = f"{name}-new" if name in existing else name
     if trial in existing:  # left by an earlier replacement that failed half-way
@@ -173,30 +200,35 @@ def run_row(row: Ablation) -> float:
     restore_defaults()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pipelines.prefect_server", sys.executable, "-m", "dvc", "exp",
-                           "run", "--name", trial, *set_param_args(row.overrides)])
+                           "run", "--name", trial, *set_param_args(overrides)])
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # run() puts the defaults back on the way out
-        sys.exit(f"ablation {row.name}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
+        sys.exit(f"ablation {label(row, seed)}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
     if trial != name:  # the old experiment goes only once the new one holds its name
         for args in (("rename", name, f"{name}-old"), ("rename", trial, name), ("remove", f"{name}-old")):
             if dvc("exp", *args).returncode != 0:
-                sys.exit(f"ablation {row.name}: `dvc exp {' '.join(args)}` failed")
+                sys.exit(f"ablation {label(row, seed)}: `dvc exp {' '.join(args)}` failed")
     return seconds
 
 
-def run(names: list[str]) -> None:
-    """Run the named rows, or every row without an experiment yet; the defaults are put back after."""
+def run(names: list[str], seeds: list[int] | None = None) -> None:
+    """Run the named rows, or every row without an experiment yet, at each seed (default: the
+    committed one); the defaults are put back after."""
     check_defaults_committed()
     existing = experiments(exp_show())
-    rows = select(names) if names else [r for r in ABLATIONS if experiment_name(r) not in existing]
-    if not rows:
-        print("every ablation has an experiment; name rows to run them again")
+    committed = committed_seed()
+    todo = trials(select(names) if names else [DEFAULTS, *ABLATIONS], seeds or [committed], committed)
+    if not names:
+        todo = [(row, seed) for row, seed in todo if experiment_name(row, seed) not in existing]
+    if not todo:
+        print("nothing to run: every row has an experiment at these seeds (name rows to run them again), "
+              "and the defaults at the committed seed are the committed metrics")
         return
     try:
-        for row in rows:
-            seconds = run_row(row)
-            save_seconds(row.name, seconds)
-            print(f"ablation {row.name}: {seconds / 60:.1f} min", flush=True)
+        for row, seed in todo:
+            seconds = run_row(row, seed)
+            save_seconds(label(row, seed), seconds)
+            print(f"ablation {label(row, seed)}: {seconds / 60:.1f} min", flush=True)
     finally:
         restore_defaults()
 
@@ -274,18 +306,34 @@ def success(m: dict | None) -> str:
     return f"{rate:.2f}" if lo is None or hi is None else f"{rate:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def best_latent(planners: dict, keep: Keep) -> str | None:
+    """The kept latent planner with the highest closed-loop success."""
+    found = best({p: value(m, "success") for p, m in latent_planners(planners, keep).items()}, lowest=False)
+    return None if found is None else found[0]
+
+
 def best_success(planners: dict, keep: Keep) -> str:
     """Closed-loop success of the best kept latent planner, with its name."""
-    found = best({p: value(m, "success") for p, m in latent_planners(planners, keep).items()}, lowest=False)
-    return "-" if found is None else f"{success(planners[found[0]])} ({found[0]})"
+    name = best_latent(planners, keep)
+    return "-" if name is None else f"{success(planners[name])} ({name})"
+
+
+def params_of(entry: dict | None) -> dict:
+    """The params.yaml an experiment ran with."""
+    return (((entry or {}).get("data") or {}).get("params") or {}).get("params.yaml", {}).get("data", {})
 
 
 def app_d(entry: dict) -> Keep:
     """Whether a variant of this experiment trained with windows of the labelled domains (App. D)."""
-    params = ((entry.get("data") or {}).get("params") or {}).get("params.yaml", {}).get("data", {})
-    cfg = params.get("latent_actions", {})
+    cfg = params_of(entry).get("latent_actions", {})
     default, own = cfg.get("domain_share", 0.0), cfg.get("variant_domain_share") or {}
     return lambda variant: own.get(variant, default) > 0
+
+
+def closed_loop(metrics: dict, domain: str) -> dict[str, dict]:
+    """Planner -> its closed-loop metrics on `domain`."""
+    planning = metrics.get(f"{METRICS.as_posix()}/evaluate_planning.json", {})
+    return planning.get(domain, {}).get("closed_loop", {})
 
 
 def metric_cells(metrics: dict, in_app_d: Keep) -> dict[str, str]:
@@ -304,32 +352,80 @@ def metric_cells(metrics: dict, in_app_d: Keep) -> dict[str, str]:
     cells |= offline_cells(planning, "arm", "delta", "DROID Δ", main_setting)
     cells |= offline_cells(planning, "nav", "rpe", "RECON RPE", main_setting)
     for domain in domains:
-        planners = planning.get(domain, {}).get("closed_loop", {})
+        planners = closed_loop(metrics, domain)
         cells |= {f"success {domain} latent": best_success(planners, main_setting),
                   f"success {domain} WM": success(planners.get("world_model")),
                   f"success {domain} random": success(planners.get("random"))}
     cells |= {f"z→a R² {d} App. D": controller_cell(metrics, d, "idm_action_r2", False, in_app_d) for d in domains}
-    cells |= {f"success {d} App. D": best_success(planning.get(d, {}).get("closed_loop", {}), in_app_d)
-              for d in domains}
+    cells |= {f"success {d} App. D": best_success(closed_loop(metrics, d), in_app_d) for d in domains}
     return cells
 
 
-def table_row(row: Ablation, entry: dict | None, seconds: float | None) -> dict[str, str]:
-    """One row of the table: the ablation, its experiment (or "not run"), its metrics, its minutes."""
-    head = {"ablation": row.name, "source": row.source, "what": row.why,
+def success_rates(metrics: dict, in_app_d: Keep) -> dict[str, float | None]:
+    """The closed-loop successes the seeds table averages: the best latent planner of each setting
+    (the same pick as the main table's) and the world model, on `arm` and `nav`."""
+    rates = {}
+    for domain in ("arm", "nav"):
+        planners = closed_loop(metrics, domain)
+        for column, keep in ((f"success {domain} latent", lambda v: not in_app_d(v)),
+                             (f"success {domain} App. D", in_app_d)):
+            name = best_latent(planners, keep)
+            rates[column] = None if name is None else value(planners[name], "success")
+        rates[f"success {domain} WM"] = value(planners, "world_model", "success")
+    return rates
+
+
+def table_row(row: Ablation, entry: dict | None, seconds: float | None, seed: int | None) -> dict[str, str]:
+    """One row of the table: the ablation, its seed, its experiment (or "not run"), its metrics, its minutes."""
+    head = {"ablation": row.name, "source": row.source, "what": row.why, "seed": number(seed, "d"),
             "experiment": entry["rev"][:7] if entry else "not run"}
     cells = metric_cells(metrics_of(entry), app_d(entry)) if entry else metric_cells({}, lambda v: False)
     minutes = None if seconds is None or entry is None else seconds / 60
     return head | cells | {"minutes": number(minutes, ".1f")}
 
 
+def other_seeds(found: dict[str, dict], row: Ablation) -> list[int]:
+    """The seeds other than the committed one at which `row` has an experiment, in order."""
+    pattern = re.compile(re.escape(experiment_name(row)) + r"-seed(\d+)")
+    return sorted(int(m.group(1)) for name in found if (m := pattern.fullmatch(name or "")))
+
+
+def spread(values: list[float | None]) -> str:
+    """`0.30 [0.23, 0.36]`: the mean of the values that exist and their range."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    return f"{sum(present) / len(present):.2f} [{min(present):.2f}, {max(present):.2f}]"
+
+
+def seeds_row(row: Ablation, runs: dict[int, dict]) -> dict[str, str]:
+    """One row of the seeds table: each closed-loop success as mean [min, max] over the seed runs."""
+    rates = [success_rates(metrics_of(entry), app_d(entry)) for entry in runs.values()]
+    return ({"ablation": row.name, "seeds": ", ".join(map(str, runs))}
+            | {column: spread([r[column] for r in rates]) for column in rates[0]})
+
+
 def table() -> str:
-    """The Markdown table: the committed defaults, then every row of ABLATIONS."""
+    """The Markdown table: the committed defaults, then every row of ABLATIONS, a line per seed run;
+    then, when some row ran at two seeds or more, the seeds table."""
     shown, seconds = exp_show(), read_seconds()
-    found = experiments(shown)
-    rows = [table_row(DEFAULTS, committed(shown), None)]
-    rows += [table_row(r, found.get(experiment_name(r)), seconds.get(r.name)) for r in ABLATIONS]
-    return pd.DataFrame(rows).to_markdown(index=False)
+    found, head = experiments(shown), committed(shown)
+    seed = params_of(head).get("seed")
+    lines, groups = [], []
+    for row in [DEFAULTS, *ABLATIONS]:
+        entry = head if row is DEFAULTS else found.get(experiment_name(row))
+        lines.append(table_row(row, entry, None if row is DEFAULTS else seconds.get(row.name), seed))
+        runs = {seed: entry} if entry else {}
+        for other in other_seeds(found, row):
+            runs[other] = found[experiment_name(row, other)]
+            lines.append(table_row(row, runs[other], seconds.get(label(row, other)), other))
+        if len(runs) > 1:
+            groups.append(seeds_row(row, runs))
+    markdown = pd.DataFrame(lines).to_markdown(index=False)
+    if groups:
+        markdown += ("\n\nOver seeds, each closed-loop success (the best variant of each seed run) as its mean "
+                     "[min, max]:\n\n" + pd.DataFrame(groups).to_markdown(index=False))
+    return markdown
 
 
 def insert_table(path: Path, markdown: str) -> None:
@@ -347,12 +443,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="run rows as DVC experiments")
     run_cmd.add_argument("names", nargs="*", help=f"rows to run (default: those not run yet): "
-                                                  f"{', '.join(r.name for r in ABLATIONS)}")
+                                                  f"{', '.join(r.name for r in ABLATIONS)}, or defaults "
+                                                  f"(at other seeds)")
+    run_cmd.add_argument("--seeds", type=int, nargs="+", metavar="K",
+                         help="run each row at these seeds (default: params.yaml's seed)")
     table_cmd = commands.add_parser("table", help="print the Markdown table")
     table_cmd.add_argument("--out", type=Path, help="also write it between the ablation markers in this file")
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.names)
+        run(args.names, args.seeds)
         return 0
     markdown = table()
     print(markdown)

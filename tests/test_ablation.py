@@ -68,3 +68,54 @@ def test_the_table_goes_between_the_markers(tmp_path):
     with pytest.raises(SystemExit, match="ablation:start"):
         ablation.insert_table(doc, "| a |")
     assert doc.read_text() == "# Findings without markers\n"  # left alone
+
+
+def test_rows_run_at_each_seed_and_the_defaults_only_at_other_seeds():
+    patch8 = ablation.select(["patch8"])[0]
+    trials = ablation.trials([ablation.DEFAULTS, patch8], [0, 1, 1, 2], committed=0)
+    assert [(row.name, seed) for row, seed in trials] == [("defaults", 1), ("defaults", 2), ("patch8", None),
+                                                          ("patch8", 1), ("patch8", 2)]
+    assert ablation.experiment_name(patch8, 1) == "ablation-patch8-seed1"
+    assert ablation.experiment_name(patch8) == "ablation-patch8"
+    with pytest.raises(SystemExit, match="unknown ablation"):
+        ablation.select(["patch9"])
+
+
+def planning_entry(rev: str, seed: int, arm: dict[str, float], nav: dict[str, float]) -> dict:
+    """A `dvc exp show` entry with its params and evaluate_planning.json: planner -> closed-loop success."""
+    params = {"seed": seed, "latent_actions": {"domain_share": 0.0, "variant_domain_share": {"none_app_d": 0.25}}}
+    planning = {domain: {"closed_loop": {p: {"success": s} for p, s in rates.items()}}
+                for domain, rates in (("arm", arm), ("nav", nav))}
+    return {"rev": rev, "data": {"params": {"params.yaml": {"data": params}},
+                                 "metrics": {"data/metrics/evaluate_planning.json": {"data": planning}}}}
+
+
+def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
+    def entry(rev, seed, wm, none, noisy, app_d):
+        return planning_entry(rev, seed, {"world_model": wm, "random": 0.02, "none": none, "noisy": noisy,
+                                          "none_app_d": app_d}, {"world_model": wm / 2, "none": none / 2})
+
+    head = entry("a" * 40, 0, 0.6, 0.3, 0.1, 0.5)
+    runs = {"ablation-patch8": entry("b" * 40, 0, 0.7, 0.2, 0.4, 0.6),  # noisy is this seed's best latent
+            "ablation-patch8-seed1": entry("c" * 40, 1, 0.5, 0.3, 0.1, 0.4),
+            "ablation-patch8_gain_norm-seed1": entry("d" * 40, 1, 0.9, 0.9, 0.9, 0.9),  # another row's
+            "ablation-defaults-seed3": entry("e" * 40, 3, 0.8, 0.1, 0.0, 0.3)}
+    shown = [{"rev": "workspace"}, {**head, "experiments": [{"name": n, "revs": [e]} for n, e in runs.items()]}]
+    monkeypatch.setattr(ablation, "exp_show", lambda: shown)
+    monkeypatch.setattr(ablation, "read_seconds", lambda: {"patch8-seed1": 600.0})
+    main, seeds = ablation.table().split("Over seeds")
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in main.splitlines() if line.startswith("|")]
+    header, body = lines[0], lines[2:]
+    got = [(cells[0], cells[header.index("seed")], cells[header.index("experiment")],
+            cells[header.index("minutes")]) for cells in body if cells[0] in ("defaults", "patch8")]
+    assert got == [("defaults", "0", "aaaaaaa", "-"), ("defaults", "3", "eeeeeee", "-"),
+                   ("patch8", "0", "bbbbbbb", "-"), ("patch8", "1", "ccccccc", "10.0")]
+    summary = markdown_rows(seeds[seeds.index("|"):])
+    assert set(summary) == {"defaults", "patch8"}  # patch8_gain_norm ran at one seed only
+    assert summary["patch8"]["seeds"] == "0, 1"
+    assert summary["patch8"]["success arm latent"] == "0.35 [0.30, 0.40]"  # best of none / noisy per seed
+    assert summary["patch8"]["success arm WM"] == "0.60 [0.50, 0.70]"
+    assert summary["patch8"]["success arm App. D"] == "0.50 [0.40, 0.60]"
+    assert summary["patch8"]["success nav latent"] == "0.12 [0.10, 0.15]"
+    assert summary["defaults"]["success arm WM"] == "0.70 [0.60, 0.80]"
+    assert summary["defaults"]["success nav App. D"] == "-"  # no App. D planner on nav in these entries
