@@ -42,7 +42,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from lawm.config import load_params
 from lawm.evaluation.targets import BASELINES
 from lawm.io import atomic_path, write_json
 from pipelines.experiments import set_param_args
@@ -106,10 +105,6 @@ def label(row: Ablation, seed: int | None = None) -> str:
 
 def experiment_name(row: Ablation, seed: int | None = None) -> str:
     return f"ablation-{label(row, seed)}"
-
-
-def committed_seed() -> int:
-    return load_params(PARAMS).seed
 
 
 def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -215,9 +210,9 @@ def run(names: list[str], seeds: list[int] | None = None) -> None:
     """Run the named rows, or every row without an experiment yet, at each seed (default: the
     committed one); the defaults are put back after."""
     check_defaults_committed()
-    existing = experiments(exp_show())
-    committed = committed_seed()
-    todo = trials(select(names) if names else [DEFAULTS, *ABLATIONS], seeds or [committed], committed)
+    shown = exp_show()
+    existing, head_seed = experiments(shown), params_of(committed(shown))["seed"]
+    todo = trials(select(names) if names else [DEFAULTS, *ABLATIONS], seeds or [head_seed], head_seed)
     if not names:
         todo = [(row, seed) for row, seed in todo if experiment_name(row, seed) not in existing]
     if not todo:
@@ -330,16 +325,20 @@ def app_d(entry: dict) -> Keep:
     return lambda variant: own.get(variant, default) > 0
 
 
-def closed_loop(metrics: dict, domain: str) -> dict[str, dict]:
+def planning_of(metrics: dict) -> dict:
+    """An experiment's evaluate_planning.json."""
+    return metrics.get(f"{METRICS.as_posix()}/evaluate_planning.json", {})
+
+
+def closed_loop(planning: dict, domain: str) -> dict[str, dict]:
     """Planner -> its closed-loop metrics on `domain`."""
-    planning = metrics.get(f"{METRICS.as_posix()}/evaluate_planning.json", {})
     return planning.get(domain, {}).get("closed_loop", {})
 
 
 def metric_cells(metrics: dict, in_app_d: Keep) -> dict[str, str]:
     """Every metric column of one experiment: latent-action columns for the paper's main setting,
     then the App. D variants' R^2 and success."""
-    planning = metrics.get(f"{METRICS.as_posix()}/evaluate_planning.json", {})
+    planning = planning_of(metrics)
     domains = ("arm", "nav")
 
     def main_setting(variant: str) -> bool:
@@ -352,12 +351,12 @@ def metric_cells(metrics: dict, in_app_d: Keep) -> dict[str, str]:
     cells |= offline_cells(planning, "arm", "delta", "DROID Δ", main_setting)
     cells |= offline_cells(planning, "nav", "rpe", "RECON RPE", main_setting)
     for domain in domains:
-        planners = closed_loop(metrics, domain)
+        planners = closed_loop(planning, domain)
         cells |= {f"success {domain} latent": best_success(planners, main_setting),
                   f"success {domain} WM": success(planners.get("world_model")),
                   f"success {domain} random": success(planners.get("random"))}
     cells |= {f"z→a R² {d} App. D": controller_cell(metrics, d, "idm_action_r2", False, in_app_d) for d in domains}
-    cells |= {f"success {d} App. D": best_success(closed_loop(metrics, d), in_app_d) for d in domains}
+    cells |= {f"success {d} App. D": best_success(closed_loop(planning, d), in_app_d) for d in domains}
     return cells
 
 
@@ -366,7 +365,7 @@ def success_rates(metrics: dict, in_app_d: Keep) -> dict[str, float | None]:
     (the same pick as the main table's) and the world model, on `arm` and `nav`."""
     rates = {}
     for domain in ("arm", "nav"):
-        planners = closed_loop(metrics, domain)
+        planners = closed_loop(planning_of(metrics), domain)
         for column, keep in ((f"success {domain} latent", lambda v: not in_app_d(v)),
                              (f"success {domain} App. D", in_app_d)):
             name = best_latent(planners, keep)
