@@ -1,7 +1,9 @@
 """The ablation table: one DVC experiment per row of ABLATIONS, their metrics side by side.
 
-    python -m pipelines.ablation run [NAME ...] [--seeds K ...]   # run the named rows (default: those not
-                                                            #   run yet), at each seed (default: params.yaml's)
+    python -m pipelines.ablation run [NAME ...] [--seeds K ...] [--variants V ...]
+                                                            # run the named rows (default: those not run
+                                                            #   yet), at each seed (default: params.yaml's),
+                                                            #   with these latent-action variants (default: all)
     python -m pipelines.ablation table [--out FILE]         # print the Markdown table; with --out, put it
                                                             #   between <!-- ablation:start --> and
                                                             #   <!-- ablation:end --> in FILE
@@ -20,6 +22,11 @@ planning scenes), as experiments `ablation-<name>-seed<K>`; `defaults` then name
 params at another seed. The table gets one line per seed run, and a second table gives, for every
 row run at two seeds or more, each closed-loop success as its mean and range over the seeds: one
 seed's 100 episodes do not resolve a change smaller than about 0.15 (docs/findings.md).
+
+`--variants` trains only the named latent-action variants (and fits controllers for those of them the
+committed `controller.variants` has), e.g. `--variants none zero none_app_d` for the main setting, its
+lower bound and App. D at about half the time of all eight; the table's `variants` column says which
+an experiment trained.
 
 The latent-action columns take the best variant trained in the paper's main setting (no windows
 from the labelled domains); the App. D columns the best variant trained with them. The metric
@@ -182,12 +189,23 @@ def trials(rows: list[Ablation], seeds: list[int], committed: int) -> list[tuple
             if not (row is DEFAULTS and seed == committed)]
 
 
-def run_row(row: Ablation, seed: int | None = None) -> float:
-    """Run one row (at `seed`, None: the committed one) as a DVC experiment from the committed
-    defaults; returns its seconds. A row that already has an experiment is run under a new name and
-    replaces it only when it succeeds."""
+def variant_overrides(chosen: list[str], params: dict) -> dict[str, list[str]]:
+    """The overrides that train only the `chosen` latent-action variants of `params` (HEAD's) and fit
+    controllers for those of them it fits; unknown names stop here."""
+    trained, fitted = params["latent_actions"]["variants"], params["controller"]["variants"]
+    unknown = [v for v in chosen if v not in trained]
+    if unknown:
+        sys.exit(f"unknown latent-action variant(s) {', '.join(unknown)}; params.yaml's are: {', '.join(trained)}")
+    return {"latent_actions.variants": [v for v in trained if v in chosen],
+            "controller.variants": [v for v in fitted if v in chosen]}
+
+
+def run_row(row: Ablation, seed: int | None = None, extra: dict | None = None) -> float:
+    """Run one row (at `seed`, None: the committed one; with the `extra` overrides) as a DVC experiment
+    from the committed defaults; returns its seconds. A row that already has an experiment is run
+    under a new name and replaces it only when it succeeds."""
     name = experiment_name(row, seed)
-    overrides = row.overrides if seed is None else {**row.overrides, "seed": seed}
+    overrides = {**row.overrides, **(extra or {}), **({} if seed is None else {"seed": seed})}
     existing = experiments(exp_show())
     trial = f"{name}-new" if name in existing else name
     if trial in existing:  # left by an earlier replacement that failed half-way
@@ -206,12 +224,14 @@ def run_row(row: Ablation, seed: int | None = None) -> float:
     return seconds
 
 
-def run(names: list[str], seeds: list[int] | None = None) -> None:
+def run(names: list[str], seeds: list[int] | None = None, variants: list[str] | None = None) -> None:
     """Run the named rows, or every row without an experiment yet, at each seed (default: the
-    committed one); the defaults are put back after."""
+    committed one), training the given latent-action variants (default: all); the defaults are put
+    back after."""
     check_defaults_committed()
     shown = exp_show()
-    existing, head_seed = experiments(shown), params_of(committed(shown))["seed"]
+    existing, head = experiments(shown), params_of(committed(shown))
+    head_seed, extra = head["seed"], variant_overrides(variants, head) if variants else {}
     todo = trials(select(names) if names else [DEFAULTS, *ABLATIONS], seeds or [head_seed], head_seed)
     if not names:
         todo = [(row, seed) for row, seed in todo if experiment_name(row, seed) not in existing]
@@ -221,7 +241,7 @@ def run(names: list[str], seeds: list[int] | None = None) -> None:
         return
     try:
         for row, seed in todo:
-            seconds = run_row(row, seed)
+            seconds = run_row(row, seed, extra)
             save_seconds(label(row, seed), seconds)
             print(f"ablation {label(row, seed)}: {seconds / 60:.1f} min", flush=True)
     finally:
@@ -374,10 +394,18 @@ def success_rates(metrics: dict, in_app_d: Keep) -> dict[str, float | None]:
     return rates
 
 
-def table_row(row: Ablation, entry: dict | None, seconds: float | None, seed: int | None) -> dict[str, str]:
-    """One row of the table: the ablation, its seed, its experiment (or "not run"), its metrics, its minutes."""
+def trained_variants(entry: dict | None, head: dict | None) -> str:
+    """`all` when an experiment trained every latent-action variant HEAD's params name, else its list."""
+    trained, every = (params_of(e).get("latent_actions", {}).get("variants") for e in (entry, head))
+    return "-" if entry is None else "all" if trained == every else ", ".join(trained or [])
+
+
+def table_row(row: Ablation, entry: dict | None, seconds: float | None, seed: int | None,
+              variants: str) -> dict[str, str]:
+    """One row of the table: the ablation, its seed and variants, its experiment (or "not run"), its
+    metrics, its minutes."""
     head = {"ablation": row.name, "source": row.source, "what": row.why, "seed": number(seed, "d"),
-            "experiment": entry["rev"][:7] if entry else "not run"}
+            "variants": variants, "experiment": entry["rev"][:7] if entry else "not run"}
     cells = metric_cells(metrics_of(entry), app_d(entry)) if entry else metric_cells({}, lambda v: False)
     minutes = None if seconds is None or entry is None else seconds / 60
     return head | cells | {"minutes": number(minutes, ".1f")}
@@ -413,11 +441,13 @@ def table() -> str:
     lines, groups = [], []
     for row in [DEFAULTS, *ABLATIONS]:
         entry = head if row is DEFAULTS else found.get(experiment_name(row))
-        lines.append(table_row(row, entry, None if row is DEFAULTS else seconds.get(row.name), seed))
+        lines.append(table_row(row, entry, None if row is DEFAULTS else seconds.get(row.name), seed,
+                               trained_variants(entry, head)))
         runs = {seed: entry} if entry else {}
         for other in other_seeds(found, row):
             runs[other] = found[experiment_name(row, other)]
-            lines.append(table_row(row, runs[other], seconds.get(label(row, other)), other))
+            lines.append(table_row(row, runs[other], seconds.get(label(row, other)), other,
+                                   trained_variants(runs[other], head)))
         if len(runs) > 1:
             groups.append(seeds_row(row, runs))
     markdown = pd.DataFrame(lines).to_markdown(index=False)
@@ -446,11 +476,13 @@ def main(argv: list[str] | None = None) -> int:
                                                   f"(at other seeds)")
     run_cmd.add_argument("--seeds", type=int, nargs="+", metavar="K",
                          help="run each row at these seeds (default: params.yaml's seed)")
+    run_cmd.add_argument("--variants", nargs="+", metavar="V",
+                         help="train only these latent-action variants (default: all of params.yaml's)")
     table_cmd = commands.add_parser("table", help="print the Markdown table")
     table_cmd.add_argument("--out", type=Path, help="also write it between the ablation markers in this file")
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.names, args.seeds)
+        run(args.names, args.seeds, args.variants)
         return 0
     markdown = table()
     print(markdown)

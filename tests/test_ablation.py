@@ -31,14 +31,16 @@ def test_a_row_runs_as_an_experiment_and_fills_its_row(project):  # noqa: F811
     assert refused.returncode != 0 and "differ from HEAD" in refused.stderr  # rows start from the committed defaults
     (repo / "params.yaml").write_bytes(params_before)
 
-    out = run([sys.executable, "-m", "pipelines.ablation", "run", "no_blur"], repo, env)
+    out = run([sys.executable, "-m", "pipelines.ablation", "run", "no_blur", "--variants", "none"], repo, env)
     assert "ablation no_blur:" in out and " min" in out
     assert "Running stage 'worlds'" not in out  # from the committed defaults, only what the override changes
     assert (repo / "params.yaml").read_bytes() == params_before  # the defaults are back after the row
     assert (repo / "dvc.lock").read_bytes() == lock_before
     shown = json.loads(exp_show(repo, env))
     entries = {exp["name"]: exp["revs"][0] for entry in shown for exp in entry.get("experiments") or []}
-    assert entries["ablation-no_blur"]["data"]["params"]["params.yaml"]["data"]["features"]["encoder"]["blur"] == 0
+    ran = entries["ablation-no_blur"]["data"]["params"]["params.yaml"]["data"]
+    assert ran["features"]["encoder"]["blur"] == 0
+    assert ran["latent_actions"]["variants"] == ["none"] and ran["controller"]["variants"] == ["none"]  # no `zero`
     assert "no_blur" in json.loads((repo / "data/ablation/seconds.json").read_text())
 
     rows = markdown_rows(run([sys.executable, "-m", "pipelines.ablation", "table"], repo, env))
@@ -46,6 +48,7 @@ def test_a_row_runs_as_an_experiment_and_fills_its_row(project):  # noqa: F811
     assert rows["patch8"]["experiment"] == "not run"
     row = rows["no_blur"]
     assert row["experiment"] != "not run" and row["minutes"] != "-"
+    assert (row["variants"], rows["defaults"]["variants"], rows["patch8"]["variants"]) == ("none", "all", "-")
     for column in ("z→a R² arm", "success arm latent", "success arm WM"):
         assert re.match(r"-?\d+\.\d+", row[column]), (column, row[column])
     assert row["z→a R² arm"].endswith("(none)")
@@ -79,6 +82,15 @@ def test_rows_run_at_each_seed_and_the_defaults_only_at_other_seeds():
     assert ablation.experiment_name(patch8) == "ablation-patch8"
     with pytest.raises(SystemExit, match="unknown ablation"):
         ablation.select(["patch9"])
+
+
+def test_variants_restrict_training_and_the_controllers_in_the_committed_order():
+    head = {"latent_actions": {"variants": ["sparse", "none", "zero", "none_app_d"]},
+            "controller": {"variants": ["sparse", "none", "none_app_d"]}}
+    assert ablation.variant_overrides(["none_app_d", "zero", "none"], head) == {
+        "latent_actions.variants": ["none", "zero", "none_app_d"], "controller.variants": ["none", "none_app_d"]}
+    with pytest.raises(SystemExit, match="unknown latent-action variant.*nonee"):
+        ablation.variant_overrides(["nonee"], head)
 
 
 def planning_entry(rev: str, seed: int, arm: dict[str, float], nav: dict[str, float]) -> dict:
