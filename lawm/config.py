@@ -239,6 +239,10 @@ class ModelConfig(Strict):
     # the condition also moves each attention head's queries by a (row, col) displacement (ours;
     # lawm.nn.AdaLNZeroBlock); false: AdaLN-zero alone, the paper's
     query_shift: bool = False
+    # the predictor's tokens also get a fixed 2-D sin-cos embedding of their grid cell (ours; the
+    # paper's predictor has 3-D RoPE alone): pixels tokens do not say where they are, and RoPE alone
+    # cannot move content by an amount that depends on where it is (a turn of the view)
+    abs_positions: bool = False
 
     @model_validator(mode="after")
     def _heads_divide_dim(self):

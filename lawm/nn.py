@@ -35,6 +35,18 @@ def rope_angles(pos: Tensor, head_dim: int, base: float = 10000.0) -> Tensor:
     return F.pad(angles, (0, head_dim // 2 - 3 * pairs))  # [L, head_dim/2]
 
 
+def sincos_positions(grid: tuple[int, int], dim: int) -> Tensor:
+    """Fixed 2-D sin-cos embeddings [h*w, dim] of the cells of an h x w grid, row-major (as MAE's):
+    a quarter of the channels each for sin and cos of the row and of the column, at frequencies
+    10000^(-j / (dim / 4))."""
+    if dim % 4:
+        raise ValueError(f"2-D sin-cos positions need a width divisible by 4, got {dim}")
+    freqs = 10000.0 ** (-torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))  # [dim/4]
+    rows, cols = grid_positions(1, grid)[:, 1:].unbind(-1)  # 2 x [h*w]
+    row, col = rows[:, None] * freqs, cols[:, None] * freqs  # 2 x [h*w, dim/4]
+    return torch.cat([row.sin(), row.cos(), col.sin(), col.cos()], dim=-1)  # [h*w, dim]
+
+
 def apply_rope(x: Tensor, angles: Tensor) -> Tensor:
     """Rotate channel pairs (2i, 2i+1) of x [B, H, L, hd] by angles [L, hd/2]."""
     x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # 2 x [B, H, L, hd/2]

@@ -96,6 +96,10 @@ ABLATIONS = [
                                    "features.encoder.gain_norm": True, "latent_actions.model.idm_depth": 2},
              "ours", "patch8_gain_norm with a 2-block IDM: its tokens compare s_t with s_t+1 before the readout "
                      "reads them"),
+    Ablation("patch8_abs_positions", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
+                                      "features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True},
+             "ours", "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
+                     "content by an amount that depends on where it is)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",

@@ -58,9 +58,10 @@ def open_gates(predictor: Predictor) -> None:
     torch.nn.init.normal_(predictor.out.weight, std=0.3)
 
 
-def tiny_predictor(cond_dim: int = LATENT, query_shift: bool = False) -> Predictor:
+def tiny_predictor(cond_dim: int = LATENT, query_shift: bool = False, abs_positions: bool = False) -> Predictor:
     torch.manual_seed(0)
-    return Predictor(D_IN, GRID, cond_dim, dim=32, depth=2, heads=2, mlp_ratio=2.0, query_shift=query_shift)
+    return Predictor(D_IN, GRID, cond_dim, dim=32, depth=2, heads=2, mlp_ratio=2.0, query_shift=query_shift,
+                     abs_positions=abs_positions)
 
 
 def test_idm_gives_one_latent_per_transition_from_that_pair_only():
@@ -216,9 +217,9 @@ def test_zero_model_has_no_idm_and_never_sees_the_future():
     assert not torch.allclose(none(future)["pred"][:, 0], none(states)["pred"][:, 0])
 
 
-@pytest.mark.parametrize("query_shift", [False, True])
-def test_step_with_cached_keys_equals_the_teacher_forced_pass(query_shift):
-    predictor = tiny_predictor(query_shift=query_shift)
+@pytest.mark.parametrize("query_shift, abs_positions", [(False, False), (True, False), (False, True)])
+def test_step_with_cached_keys_equals_the_teacher_forced_pass(query_shift, abs_positions):
+    predictor = tiny_predictor(query_shift=query_shift, abs_positions=abs_positions)
     open_gates(predictor)
     states, cond = torch.randn(3, 4, N, D_IN), torch.randn(3, 4, LATENT)
     with torch.no_grad():
@@ -275,3 +276,19 @@ def test_a_saved_model_has_the_same_bytes_every_time_and_loads_back(tmp_path):
     loaded = load_model(first)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_only_absolute_positions_let_the_predictor_change_a_uniform_frame_by_place():
+    """Under RoPE alone a token does not know where it is: a frame of equal tokens stays equal
+    everywhere, so no condition can turn it. Fixed grid positions make the change depend on the cell."""
+    frame = torch.randn(1, 1, 1, D_IN).expand(2, 1, N, D_IN)  # [B, 1, N, D]: every token the same
+    cond = torch.randn(2, 1, LATENT)
+    plain, placed = tiny_predictor(), tiny_predictor(abs_positions=True)
+    for predictor in (plain, placed):
+        open_gates(predictor)
+    with torch.no_grad():
+        same = plain(frame, cond)  # [B, T, N, D]
+        torch.testing.assert_close(same, same[:, :, :1].expand_as(same))
+        moved = placed(frame, cond)
+    assert (moved - moved[:, :, :1]).abs().amax(dim=-1)[:, :, 1:].min() > 1e-3  # every other cell differs from cell 0
+    assert placed.state_dict().keys() == plain.state_dict().keys()  # fixed, not learnt: saved models load either way

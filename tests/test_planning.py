@@ -182,13 +182,15 @@ def world_models():
     torch.manual_seed(0)
     grid, D, A, L = (2, 3), 48, 2, 8
     action_wm = ActionWorldModel(open_gates(Predictor(D, grid, A, 24, 2, 2, 2.0)), [0.5, 2.0])
+    placed_wm = ActionWorldModel(open_gates(Predictor(D, grid, A, 24, 2, 2, 2.0, abs_positions=True)), [0.5, 2.0])
     lam = open_gates(Predictor(D, grid, L, 24, 2, 2, 2.0))
-    return {"action world model": action_wm.eval(),
+    return {"action world model": action_wm.eval(), "action world model, absolute positions": placed_wm.eval(),
             "latent model + controller": ControlledWorldModel(lam, Controller(D, grid, A, L, 24, 2, 2.0, [1.0, 1.0])).eval(),
             "latent model + action-only controller": ControlledWorldModel(lam, ActionOnlyController(A, L, 16, [1.0, 1.0])).eval()}
 
 
-@pytest.mark.parametrize("name", ["action world model", "latent model + controller", "latent model + action-only controller"])
+@pytest.mark.parametrize("name", ["action world model", "action world model, absolute positions", "latent model + controller",
+                                  "latent model + action-only controller"])
 def test_folded_goal_cost_equals_building_the_states(name):
     """The fast path never builds the D-wide states; it must give the reference's costs and plans."""
     dynamics = world_models()[name]

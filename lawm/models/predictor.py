@@ -6,12 +6,13 @@ import torch
 from torch import Tensor, nn
 
 from lawm.config import ModelConfig
-from lawm.nn import KV, AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles
+from lawm.nn import KV, AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles, sincos_positions
 
 
 def build_predictor(token_dim: int, grid: tuple[int, int], cond_dim: int, m: ModelConfig) -> "Predictor":
     """The predictor of the sizes in `m`, taking `cond_dim`-d conditions (a latent or a real action)."""
-    return Predictor(token_dim, tuple(grid), cond_dim, m.dim, m.depth, m.heads, m.mlp_ratio, m.query_shift)
+    return Predictor(token_dim, tuple(grid), cond_dim, m.dim, m.depth, m.heads, m.mlp_ratio, m.query_shift,
+                     m.abs_positions)
 
 
 class Predictor(nn.Module):
@@ -22,6 +23,10 @@ class Predictor(nn.Module):
     The condition enters only through the AdaLN-zero modulation of frame t's tokens (never as a
     token); it is first embedded by Linear(C, dim), so C can be a latent or a real action size.
     `query_shift` (ours) also lets it move the attention queries (lawm.nn.AdaLNZeroBlock).
+    `abs_positions` (ours) adds a fixed 2-D sin-cos embedding of each token's grid cell to its
+    projection (in `step_hidden` too, so folded planning keeps reading linear projections of states):
+    then a token knows where it is, and a condition can move content by an amount that depends on
+    the place, as a turn of the view does (docs/findings.md, 2026-12-03).
 
     Residual output (our choice; the paper predicts s_{t+1} directly): output t = s_t + out(h_t),
     with `out` initialised to zero, so an untrained predictor copies the last state and training
@@ -31,7 +36,7 @@ class Predictor(nn.Module):
     """
 
     def __init__(self, token_dim: int, grid: tuple[int, int], cond_dim: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float, query_shift: bool = False):
+                 heads: int, mlp_ratio: float, query_shift: bool = False, abs_positions: bool = False):
         super().__init__()
         self.grid, self.heads, self.cond_dim = tuple(grid), heads, cond_dim
         self.inp = nn.Linear(token_dim, dim)
@@ -39,6 +44,8 @@ class Predictor(nn.Module):
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, mlp_ratio, dim, query_shift) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, token_dim)
+        positions = sincos_positions(self.grid, dim) if abs_positions else None  # [N, dim]
+        self.register_buffer("positions", positions, persistent=False)  # fixed: saved models load either way
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -49,13 +56,17 @@ class Predictor(nn.Module):
                              f"{self.grid[0] * self.grid[1]}")
         if cond.shape != (B, T, self.cond_dim):
             raise ValueError(f"cond must be [{B}, {T}, {self.cond_dim}], got {tuple(cond.shape)}")
-        x = self.inp(states)  # [B, T, N, dim]
+        x = self.placed(self.inp(states))  # [B, T, N, dim]
         c = self.cond_embed(cond)  # [B, T, dim]
         angles = rope_angles(grid_positions(T, self.grid, states.device), x.shape[-1] // self.heads)  # [T*N, hd/2]
         mask = frame_causal_mask(T, N, states.device)  # [T*N, T*N]
         for block in self.blocks:
             x = block(x, c, angles, mask)  # [B, T, N, dim]
         return states + self.out(self.norm(x))  # [B, T, N, D_in]: s_t + predicted change
+
+    def placed(self, x: Tensor) -> Tensor:
+        """Projected tokens x [..., N, dim] with their grid cells' positions added (`abs_positions`)."""
+        return x if self.positions is None else x + self.positions
 
     def step(self, state: Tensor, cond: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """Predict the state after `state` [B, N, D_in] (frame t = number of frames in `past`) under
@@ -71,6 +82,7 @@ class Predictor(nn.Module):
         """`step` in the model's width: x = inp(s_t) [B, N, dim] -> (h [B, N, dim], cache), where
         s_{t+1} = s_t + out(h). Folded planning (lawm.planning.cem) never builds the D_in-wide states."""
         N = x.shape[1]
+        x = self.placed(x)  # [B, N, dim]
         t = 0 if past is None else past[0][0].shape[2] // N
         pos = grid_positions(t + 1, self.grid, x.device)[-N:]  # [N, 3]: frame t
         angles = rope_angles(pos, x.shape[-1] // self.heads)  # [N, hd/2]
