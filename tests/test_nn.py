@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from lawm.nn import AdaLNZeroBlock, Attention, Block, apply_rope, frame_causal_mask, grid_positions, rope_angles
+from lawm.nn import (AdaLNZeroBlock, Attention, Block, apply_rope, frame_causal_mask, grid_positions, rope_angles,
+                     sincos_positions)
 
 DIM, HEADS, GRID, T = 32, 2, (2, 2), 3
 N = GRID[0] * GRID[1]
@@ -19,6 +20,19 @@ def test_grid_positions_are_frame_major_then_row_major():
     assert pos.shape == (12, 3)
     assert pos[0].tolist() == [0, 0, 0] and pos[1].tolist() == [0, 0, 1] and pos[3].tolist() == [0, 1, 0]
     assert pos[6].tolist() == [1, 0, 0] and pos[-1].tolist() == [1, 1, 2]
+
+
+def test_sincos_positions_encode_row_then_column_of_each_cell_row_major():
+    pos = sincos_positions((2, 3), 8)  # [6, 8]: 2 frequencies each for sin row, cos row, sin col, cos col
+    assert pos.shape == (6, 8)
+    freqs = torch.tensor([1.0, 0.01])  # 10000^(-j / 2)
+    for r in range(2):
+        for c in range(3):
+            row, col = r * freqs, c * freqs
+            want = torch.cat([row.sin(), row.cos(), col.sin(), col.cos()])
+            torch.testing.assert_close(pos[r * 3 + c], want)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_positions((2, 3), 6)
 
 
 def test_frame_causal_mask_lets_frame_t_see_frames_up_to_t():
