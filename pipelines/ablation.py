@@ -79,6 +79,9 @@ ABLATIONS = [
     Ablation("idm_coarse", {"latent_actions.model.idm_split": 1}, "ours",
              "the IDM on the cached 16 px tokens instead of 8 px ones"),
     Ablation("idm_depth2", {"latent_actions.model.idm_depth": 2}, "ours", "a 2-block IDM (about 1.8x the step time)"),
+    Ablation("abs_positions", {"latent_actions.model.abs_positions": True}, "ours",
+             "the predictor's tokens know their grid cell (a turn of the view moves content by an amount that "
+             "depends on where it is), at the default 16 px states"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
     Ablation("patch8_gain_norm", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
