@@ -82,6 +82,8 @@ ABLATIONS = [
     Ablation("abs_positions", {"latent_actions.model.abs_positions": True}, "ours",
              "the predictor's tokens know their grid cell (a turn of the view moves content by an amount that "
              "depends on where it is), at the default 16 px states"),
+    Ablation("gain_norm_abs_positions", {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True},
+             "ours", "gain_norm and abs_positions together, at the default 16 px states"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
     Ablation("patch8_gain_norm", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
