@@ -280,7 +280,8 @@ def test_a_saved_model_has_the_same_bytes_every_time_and_loads_back(tmp_path):
 
 def test_only_absolute_positions_let_the_predictor_change_a_uniform_frame_by_place():
     """Under RoPE alone a token does not know where it is: a frame of equal tokens stays equal
-    everywhere, so no condition can turn it. Fixed grid positions make the change depend on the cell."""
+    everywhere, so no condition can turn it. Fixed grid positions make the change depend on the cell;
+    they are centred over the grid, with nothing common to every cell."""
     frame = torch.randn(1, 1, 1, D_IN).expand(2, 1, N, D_IN)  # [B, 1, N, D]: every token the same
     cond = torch.randn(2, 1, LATENT)
     plain, placed = tiny_predictor(), tiny_predictor(abs_positions=True)
@@ -291,4 +292,5 @@ def test_only_absolute_positions_let_the_predictor_change_a_uniform_frame_by_pla
         torch.testing.assert_close(same, same[:, :, :1].expand_as(same))
         moved = placed(frame, cond)
     assert (moved - moved[:, :, :1]).abs().amax(dim=-1)[:, :, 1:].min() > 1e-3  # every other cell differs from cell 0
+    torch.testing.assert_close(placed.positions.mean(0), torch.zeros(placed.positions.shape[1]))
     assert placed.state_dict().keys() == plain.state_dict().keys()  # fixed, not learnt: saved models load either way

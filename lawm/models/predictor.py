@@ -23,8 +23,8 @@ class Predictor(nn.Module):
     The condition enters only through the AdaLN-zero modulation of frame t's tokens (never as a
     token); it is first embedded by Linear(C, dim), so C can be a latent or a real action size.
     `query_shift` (ours) also lets it move the attention queries (lawm.nn.AdaLNZeroBlock).
-    `abs_positions` (ours) adds a fixed 2-D sin-cos embedding of each token's grid cell to its
-    projection (in `step_hidden` too, so folded planning keeps reading linear projections of states):
+    `abs_positions` (ours) adds a fixed 2-D sin-cos embedding of each token's grid cell, centred
+    over the grid, to its projection (in `step_hidden` too, so folded planning keeps reading linear projections of states):
     then a token knows where it is, and a condition can move content by an amount that depends on
     the place, as a turn of the view does (docs/findings.md, 2026-12-03).
 
@@ -44,7 +44,10 @@ class Predictor(nn.Module):
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, mlp_ratio, dim, query_shift) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, token_dim)
-        positions = sincos_positions(self.grid, dim) if abs_positions else None  # [N, dim]
+        positions = None
+        if abs_positions:  # centred: the sin-cos table's part common to every cell (norm ~7.7 of 8 at width 128)
+            positions = sincos_positions(self.grid, dim)  # [N, dim] tells no place, and uncentred it cost the
+            positions = positions - positions.mean(0)  # `arm` world model (docs/findings.md, 2026-12-03, evening)
         self.register_buffer("positions", positions, persistent=False)  # fixed: saved models load either way
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
