@@ -24,9 +24,9 @@ class Predictor(nn.Module):
     token); it is first embedded by Linear(C, dim), so C can be a latent or a real action size.
     `query_shift` (ours) also lets it move the attention queries (lawm.nn.AdaLNZeroBlock).
     `abs_positions` (ours) adds a fixed 2-D sin-cos embedding of each token's grid cell, centred
-    over the grid, to its projection (in `step_hidden` too, so folded planning keeps reading linear projections of states):
-    then a token knows where it is, and a condition can move content by an amount that depends on
-    the place, as a turn of the view does (docs/findings.md, 2026-12-03).
+    over the grid, to its projection (in `step_hidden` too, so folded planning keeps reading linear
+    projections of states): then a token knows where it is, and a condition can move content by an
+    amount that depends on the place, as a turn of the view does (docs/findings.md, 2026-12-03).
 
     Residual output (our choice; the paper predicts s_{t+1} directly): output t = s_t + out(h_t),
     with `out` initialised to zero, so an untrained predictor copies the last state and training
@@ -45,9 +45,9 @@ class Predictor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, token_dim)
         positions = None
-        if abs_positions:  # centred: the sin-cos table's part common to every cell (norm ~7.7 of 8 at width 128)
-            positions = sincos_positions(self.grid, dim)  # [N, dim] tells no place, and uncentred it cost the
-            positions = positions - positions.mean(0)  # `arm` world model (docs/findings.md, 2026-12-03, evening)
+        if abs_positions:  # centred: the table's part common to every cell tells no place (docs/findings.md)
+            table = sincos_positions(self.grid, dim)  # [N, dim]
+            positions = table - table.mean(0)  # [N, dim]
         self.register_buffer("positions", positions, persistent=False)  # fixed: saved models load either way
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
