@@ -240,8 +240,9 @@ class ModelConfig(Strict):
     # lawm.nn.AdaLNZeroBlock); false: AdaLN-zero alone, the paper's
     query_shift: bool = False
     # the predictor's tokens also get a fixed 2-D sin-cos embedding of their grid cell (ours; the
-    # paper's predictor has 3-D RoPE alone): pixels tokens do not say where they are, and RoPE alone
-    # cannot move content by an amount that depends on where it is (a turn of the view)
+    # paper's predictor has 3-D RoPE alone): pixels tokens do not say where they are, and with RoPE
+    # alone only the grid's edges tell a token its place, so content is hard to move by an amount
+    # that depends on where it is (a turn of the view)
     abs_positions: bool = False
 
     @model_validator(mode="after")

@@ -294,3 +294,4 @@ def test_only_absolute_positions_let_the_predictor_change_a_uniform_frame_by_pla
     assert (moved - moved[:, :, :1]).abs().amax(dim=-1)[:, :, 1:].min() > 1e-3  # every other cell differs from cell 0
     torch.testing.assert_close(placed.positions.mean(0), torch.zeros(placed.positions.shape[1]))
     assert placed.state_dict().keys() == plain.state_dict().keys()  # fixed, not learnt: saved models load either way
+    assert placed.with_positions(torch.zeros(N, placed.positions.shape[1], dtype=torch.bfloat16)).dtype == torch.bfloat16

@@ -59,7 +59,7 @@ class Predictor(nn.Module):
                              f"{self.grid[0] * self.grid[1]}")
         if cond.shape != (B, T, self.cond_dim):
             raise ValueError(f"cond must be [{B}, {T}, {self.cond_dim}], got {tuple(cond.shape)}")
-        x = self.placed(self.inp(states))  # [B, T, N, dim]
+        x = self.with_positions(self.inp(states))  # [B, T, N, dim]
         c = self.cond_embed(cond)  # [B, T, dim]
         angles = rope_angles(grid_positions(T, self.grid, states.device), x.shape[-1] // self.heads)  # [T*N, hd/2]
         mask = frame_causal_mask(T, N, states.device)  # [T*N, T*N]
@@ -67,9 +67,9 @@ class Predictor(nn.Module):
             x = block(x, c, angles, mask)  # [B, T, N, dim]
         return states + self.out(self.norm(x))  # [B, T, N, D_in]: s_t + predicted change
 
-    def placed(self, x: Tensor) -> Tensor:
+    def with_positions(self, x: Tensor) -> Tensor:
         """Projected tokens x [..., N, dim] with their grid cells' positions added (`abs_positions`)."""
-        return x if self.positions is None else x + self.positions
+        return x if self.positions is None else x + self.positions.to(x.dtype)  # bf16 stays bf16
 
     def step(self, state: Tensor, cond: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """Predict the state after `state` [B, N, D_in] (frame t = number of frames in `past`) under
@@ -85,7 +85,7 @@ class Predictor(nn.Module):
         """`step` in the model's width: x = inp(s_t) [B, N, dim] -> (h [B, N, dim], cache), where
         s_{t+1} = s_t + out(h). Folded planning (lawm.planning.cem) never builds the D_in-wide states."""
         N = x.shape[1]
-        x = self.placed(x)  # [B, N, dim]
+        x = self.with_positions(x)  # [B, N, dim]
         t = 0 if past is None else past[0][0].shape[2] // N
         pos = grid_positions(t + 1, self.grid, x.device)[-N:]  # [N, 3]: frame t
         angles = rope_angles(pos, x.shape[-1] // self.heads)  # [N, hd/2]
