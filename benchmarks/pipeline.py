@@ -48,6 +48,7 @@ except ModuleNotFoundError:  # run as `python benchmarks/pipeline.py`
     from common import best_of, default_params, latent_action_model, run_benchmark, table
     from planning import ACTION_DIM, models, random_states, unit_space
 
+import pipelines  # noqa: F401  (this interpreter's folder first on PATH: the stages' `python` is this environment's)
 from lawm.planning.cem import cem, goal_cost
 from lawm.runtime import configure_threads
 from lawm.training import make_optimizers
