@@ -22,7 +22,8 @@ default pixels states with random weights (cost does not depend on the weights):
 No-op `dvc repro`: where every stage is up to date (`dvc status` shows only the always-changed
 `list_sources`), the median wall time of a `dvc repro` that has nothing to rebuild, beside the
 two parts it cannot avoid, measured the same way: starting DVC (`dvc --version`) and DVC's own
-check of every stage (`dvc status`). The difference is the `list_sources` inventory.
+check of every stage (`dvc status`). The difference is the `list_sources` inventory and DVC's
+rewrite of dvc.lock after it (a round-trip YAML parse and dump of the whole lock, in pure Python).
 
 FLOPs are counted by torch.utils.flop_counter (matmuls and attention; elementwise work is not
 counted, so the fraction is a lower bound of how busy the cores are). Results:
