@@ -543,8 +543,8 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
     return validate_params(raw, "overrides")
 
 
-def with_profile(params: Params, path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
-    """`params` with a profile's dotted keys replaced (profiles/*.yaml), then `overrides`, re-validated."""
+def read_profile(path: str | Path) -> dict[str, Any]:
+    """A profile's dotted params keys and their values (profiles/*.yaml), not yet checked against params."""
     path = Path(path)
     try:
         raw = _load_yaml(path.read_text(), str(path))
@@ -552,7 +552,12 @@ def with_profile(params: Params, path: str | Path, overrides: dict[str, Any] | N
         raise ConfigError(f"{path}: cannot read the profile: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a profile is a mapping of dotted params keys to values")
-    return with_overrides(params, {**raw, **(overrides or {})})
+    return raw
+
+
+def with_profile(params: Params, path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """`params` with a profile's dotted keys replaced (profiles/*.yaml), then `overrides`, re-validated."""
+    return with_overrides(params, {**read_profile(path), **(overrides or {})})
 
 
 def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -49,12 +49,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from lawm.config import read_profile
 from lawm.evaluation.targets import BASELINES
 from lawm.io import atomic_path, write_json
 from pipelines.experiments import set_param_args
 from pipelines.layout import ABLATION, METRICS, PARAMS
 
 SECONDS = ABLATION / "seconds.json"
+STEERING = Path(__file__).resolve().parents[1] / "profiles" / "steering.yaml"  # row patch8_abs_positions
 Keep = Callable[[str], bool]  # which variants a column takes
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 DEFAULTS_STATE = [PARAMS.as_posix(), "dvc.lock", METRICS.as_posix()]  # what a row changes in git
@@ -101,10 +103,9 @@ ABLATIONS = [
                                    "features.encoder.gain_norm": True, "latent_actions.model.idm_depth": 2},
              "ours", "patch8_gain_norm with a 2-block IDM: its tokens compare s_t with s_t+1 before the readout "
                      "reads them"),
-    Ablation("patch8_abs_positions", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
-                                      "features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True},
-             "ours", "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
-                     "content by an amount that depends on where it is)"),
+    Ablation("patch8_abs_positions", read_profile(STEERING), "ours",
+             "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
+             "content by an amount that depends on where it is)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",

@@ -1,4 +1,4 @@
-"""The paper-scale profile (profiles/paper.yaml) and the GPU benchmark's code path at toy sizes."""
+"""The profiles (profiles/paper.yaml, profiles/steering.yaml) and the GPU benchmark's code path at toy sizes."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lawm.config import ConfigError, load_params, with_profile
+from lawm.config import ConfigError, load_params, profile_changes, with_profile
+from pipelines.ablation import ABLATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "profiles" / "paper.yaml"
+STEERING = ROOT / "profiles" / "steering.yaml"
 
 
 def test_the_paper_profile_sets_the_papers_sizes_and_budget():
@@ -24,6 +26,16 @@ def test_the_paper_profile_sets_the_papers_sizes_and_budget():
     droid = params.planning.droid
     assert (droid.samples, droid.elites, droid.iterations, droid.horizon) == (300, 10, 15, 3)
     assert params.controller.train.steps == 3000 and params.controller.train.batch_size == 256
+
+
+def test_the_steering_profile_changes_the_states_and_predictor_and_is_its_ablation_row():
+    params = load_params(ROOT / "params.yaml")
+    changed, dropped = profile_changes(params, STEERING)
+    assert changed == {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
+                       "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True}
+    assert dropped == []
+    row = next(a for a in ABLATIONS if a.name == "patch8_abs_positions")
+    assert row.overrides == changed
 
 
 def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
