@@ -22,7 +22,8 @@ default pixels states with random weights (cost does not depend on the weights):
 No-op `dvc repro`: where every stage is up to date (`dvc status` shows only the always-changed
 `list_sources`), the median wall time of a `dvc repro` that has nothing to rebuild, beside the
 two parts it cannot avoid, measured the same way: starting DVC (`dvc --version`) and DVC's own
-check of every stage (`dvc status`). The difference is the `list_sources` inventory and DVC's
+check of every stage (`dvc status`; beside it the same check with ruamel.yaml's pure-Python parser,
+as DVC reads YAML without ruamel.yaml.clib). The difference is the `list_sources` inventory and DVC's
 rewrite of dvc.lock after it (a round-trip YAML parse and dump of the whole lock, in pure Python).
 
 FLOPs are counted by torch.utils.flop_counter (matmuls and attention; elementwise work is not
@@ -88,6 +89,10 @@ def stage_groups(runs: list[dict]) -> dict:
             "median_gap_s": statistics.median(gaps) if gaps else float("nan")}
 
 
+# DVC as ruamel.yaml reads without its C parser (ruamel.yaml.clib, installed here): the alternative
+PURE_YAML_DVC = "import sys, ruamel.yaml.main as m; m.CParser = None; from dvc.cli import main; sys.exit(main())"
+
+
 def noop_repro(repeats: int) -> dict:
     """Median seconds of `dvc --version`, `dvc status` and a `dvc repro` with nothing to rebuild, in
     the current project; {"stale": [stages]} instead where there is something to rebuild."""
@@ -97,13 +102,14 @@ def noop_repro(repeats: int) -> dict:
     if stale:
         return {"stale": stale}
 
-    def seconds(args: list[str]) -> float:
+    def seconds(command: list[str]) -> float:
         start = time.perf_counter()
-        subprocess.run(dvc + args, capture_output=True, check=True)
+        subprocess.run(command, capture_output=True, check=True)
         return time.perf_counter() - start
 
-    return {name: statistics.median(seconds(args) for _ in range(repeats))
-            for name, args in (("start", ["--version"]), ("status", ["status"]), ("repro", ["repro"]))}
+    commands = {"start": dvc + ["--version"], "status": dvc + ["status"], "repro": dvc + ["repro"],
+                "status_pure_yaml": [sys.executable, "-c", PURE_YAML_DVC, "status"]}
+    return {name: statistics.median(seconds(command) for _ in range(repeats)) for name, command in commands.items()}
 
 
 def matmul_peak(repeats: int) -> float:
@@ -183,6 +189,7 @@ def report(res: dict) -> str:
     else:
         parts.append(table(["command", "median seconds"],
                            [["dvc --version (starting DVC)", noop["start"]], ["dvc status", noop["status"]],
+                            ["dvc status, pure-Python YAML parser", noop["status_pure_yaml"]],
                             ["dvc repro, nothing to rebuild", noop["repro"]]], title="A no-op `dvc repro`"))
     parts.append(table(["work", "GFLOP", "seconds", "GFLOP/s", "share of the matmul peak"],
                        [[w["work"], w["flops"] / 1e9, w["seconds"], w["gflops_per_s"], w["share_of_peak"]]
