@@ -36,10 +36,10 @@ def run(cmd, cwd, env):
 
 @pytest.fixture
 def project(tiny_params, tmp_path, prefect_server):
-    """A git repository holding the pipeline code, dvc.yaml and tiny params."""
+    """A git repository holding the pipeline code, its profiles, dvc.yaml and tiny params."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("lawm", "pipelines"):
+    for name in ("lawm", "pipelines", "profiles"):  # pipelines.ablation reads profiles/steering.yaml
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore", "data/.gitignore"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
