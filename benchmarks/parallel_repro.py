@@ -32,6 +32,7 @@ except ModuleNotFoundError:  # run as `python benchmarks/parallel_repro.py`
 
 from lawm.config import with_overrides
 from lawm.runtime import usable_cores
+from pipelines.layout import PIPELINE_FILES
 
 SHORT = {"latent_actions.train.steps": 60, "world_model.train.steps": 60, "controller.train.steps": 60,
          "planning.closed_loop.episodes": 20, "planning.droid.episodes": 16, "planning.recon.episodes": 16}
@@ -52,7 +53,7 @@ def make_project(root: Path, overrides: dict) -> dict[str, str]:
     """A git + DVC copy of the pipeline under `root` with the params overridden; its environment."""
     for name in ("lawm", "pipelines"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", "data/.gitignore"):
+    for name in (*PIPELINE_FILES, ".dvcignore", "data/.gitignore"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     params = with_overrides(default_params(), overrides)

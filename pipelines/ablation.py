@@ -9,10 +9,10 @@
                                                             #   <!-- ablation:end --> in FILE
 
 Each row is one `dvc exp run --name ablation-<name> -S key=value ...` in the workspace, started from
-the committed defaults: before every row (and at the end) params.yaml, dvc.lock and data/metrics go
+the committed defaults: before every row (and at the end) params.yaml, the lock files (`pipelines.layout.LOCK_FILES`) and data/metrics go
 back to HEAD's and `dvc checkout` puts the defaults' outputs back, so DVC reruns only the stages the
 row's overrides change, rows do not stack, and the minutes are the row's own. That needs the
-defaults' run committed (`dvc repro`, then commit dvc.lock and data/metrics), which `run` checks.
+defaults' run committed (`dvc repro`, then commit the lock files and data/metrics), which `run` checks.
 The experiments are kept under HEAD (`dvc exp show` lists HEAD's only, so a new commit starts a new
 table); the wall-clock seconds of each row go to data/ablation/seconds.json. Stages run against one
 Prefect server (`pipelines.prefect_server`), as in `make repro`.
@@ -53,13 +53,13 @@ from lawm.config import read_profile
 from lawm.evaluation.targets import BASELINES
 from lawm.io import atomic_path, write_json
 from pipelines.experiments import set_param_args
-from pipelines.layout import ABLATION, METRICS, PARAMS
+from pipelines.layout import ABLATION, LOCK_FILES, METRICS, PARAMS
 
 SECONDS = ABLATION / "seconds.json"
 STEERING = Path(__file__).resolve().parents[1] / "profiles" / "steering.yaml"  # row patch8_abs_positions
 Keep = Callable[[str], bool]  # which variants a column takes
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
-DEFAULTS_STATE = [PARAMS.as_posix(), "dvc.lock", METRICS.as_posix()]  # what a row changes in git
+DEFAULTS_STATE = [PARAMS.as_posix(), *(f.as_posix() for f in LOCK_FILES), METRICS.as_posix()]  # a row changes these
 
 
 @dataclass(frozen=True)
@@ -137,16 +137,16 @@ def git(*args: str) -> str:
 
 
 def check_defaults_committed() -> None:
-    """Stop unless params.yaml, dvc.lock and data/metrics are as HEAD has them, with metrics in it."""
+    """Stop unless params.yaml, the lock files and data/metrics are as HEAD has them, with metrics in it."""
     if git("status", "--porcelain", "--", *DEFAULTS_STATE).strip():
         sys.exit(f"{', '.join(DEFAULTS_STATE)} differ from HEAD: commit the defaults' run (or restore it with "
                  "`git checkout HEAD -- ...`) before running ablations, which start from HEAD")
     if not git("ls-tree", "HEAD", "--", f"{METRICS.as_posix()}/").strip():
-        sys.exit("HEAD has no data/metrics: run `dvc repro` and commit dvc.lock and data/metrics first")
+        sys.exit("HEAD has no data/metrics: run `dvc repro` and commit the lock files and data/metrics first")
 
 
 def restore_defaults() -> None:
-    """params.yaml, dvc.lock and data/metrics as HEAD has them, and the outputs its dvc.lock names."""
+    """params.yaml, the lock files and data/metrics as HEAD has them, and the outputs the locks name."""
     git("checkout", "HEAD", "--", *DEFAULTS_STATE)
     git("clean", "-fdq", "--", f"{METRICS.as_posix()}/")  # metric files of a row's extra stages
     if dvc("checkout", "--force", capture=True).returncode != 0:

@@ -1,14 +1,15 @@
 """What each stage's code is: the project files its flow imports, directly or through others.
 
-One table serves both places that must know it. `dvc.yaml` lists these files as each stage's code
-deps, so DVC reruns a stage exactly when one of them changes; `code_version(stage)` hashes the same
-files into the key of the stage's resumable outputs, so a rerun never resumes outputs made by other
-code. The table is derived from the imports (every `import` and `from ... import` in the files,
-module level or not) and the templates of the imported modules (`templates/<module>.*` beside a
-module's file, e.g. lawm/evaluation/templates/report.md.j2), never kept by hand:
+One table serves both places that must know it. The dvc.yaml files (`pipelines.layout`) list these
+files as each stage's code deps, so DVC reruns a stage exactly when one of them changes;
+`code_version(stage)` hashes the same files into the key of the stage's resumable outputs, so a
+rerun never resumes outputs made by other code. The table is derived from the imports (every
+`import` and `from ... import` in the files, module level or not) and the templates of the
+imported modules (`templates/<module>.*` beside a module's file, e.g.
+lawm/evaluation/templates/report.md.j2), never kept by hand:
 
-    python -m pipelines.code_deps           # rewrite dvc.yaml's code deps from the imports
-    python -m pipelines.code_deps --check   # exit 1 if dvc.yaml disagrees (a test runs this)
+    python -m pipelines.code_deps           # rewrite the dvc.yaml files' code deps from the imports
+    python -m pipelines.code_deps --check   # exit 1 if one disagrees (a test runs this)
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from pipelines.layout import PIPELINE_FILES
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lawm", "pipelines")
-DVC_YAML = ROOT / "dvc.yaml"
 
 
 def module_path(module: str) -> Path | None:
@@ -99,9 +101,9 @@ def stage_module(cmd: str) -> str | None:
     return words[words.index("-m") + 1] if "-m" in words else None
 
 
-def sync_dvc_yaml(path: Path = DVC_YAML, write: bool = True) -> list[str]:
-    """Make every stage's code deps in dvc.yaml the closure of its module (other deps kept, in
-    place); returns the names of the stages that disagreed. Comments and layout survive."""
+def sync_dvc_yaml(path: Path, write: bool = True) -> list[str]:
+    """Make every stage's code deps in the dvc.yaml file `path` the closure of its module (other deps
+    kept, in place); returns the names of the stages that disagreed. Comments and layout survive."""
     from ruamel.yaml import YAML
 
     yaml = YAML()
@@ -127,15 +129,18 @@ def sync_dvc_yaml(path: Path = DVC_YAML, write: bool = True) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if dvc.yaml is out of date")
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if a dvc.yaml is out of date")
     args = parser.parse_args(argv)
-    stale = sync_dvc_yaml(write=not args.check)
-    if stale and args.check:
-        print(f"dvc.yaml: the code deps of {', '.join(stale)} differ from their imports; "
-              "run `python -m pipelines.code_deps`", file=sys.stderr)
-        return 1
-    print(f"dvc.yaml: {'updated ' + ', '.join(stale) if stale else 'code deps match the imports'}")
-    return 0
+    failed = False
+    for file in PIPELINE_FILES:
+        stale = sync_dvc_yaml(ROOT / file, write=not args.check)
+        if stale and args.check:
+            print(f"{file}: the code deps of {', '.join(stale)} differ from their imports; "
+                  "run `python -m pipelines.code_deps`", file=sys.stderr)
+            failed = True
+        else:
+            print(f"{file}: {'updated ' + ', '.join(stale) if stale else 'code deps match the imports'}")
+    return int(failed)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Where every stage reads and writes under `data/`: the one place for the folder layout.
 
-Paths are relative to the project root (stages run there, as `dvc repro` runs them); dvc.yaml
-declares the same paths as each stage's deps and outs.
+Paths are relative to the project root (stages run there, as `dvc repro` runs them); the dvc.yaml
+files declare the same paths as each stage's deps and outs.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS = Path("params.yaml")  # every knob (lawm.config); the stages' default params file
+# The DAG: dvc.yaml, and list_sources in a file of its own: DVC reruns it on every repro and then
+# rewrites that file's lock, a small one instead of the whole pipeline's 172 KB (docs/benchmarks.md).
+PIPELINE_FILES = [Path("dvc.yaml"), Path("inventory") / "dvc.yaml"]
+LOCK_FILES = [path.with_name("dvc.lock") for path in PIPELINE_FILES]  # what each output was made from
 DATA = Path("data")
 WORLDS = DATA / "worlds"  # stage `worlds`: the embedded default videos (the default clips.sources)
 SOURCES = DATA / "sources" / "sources.parquet"  # stage `list_sources`: every candidate and its verdict
@@ -56,7 +60,7 @@ ABLATION = DATA / "ablation"  # pipelines.ablation: seconds.json, each row's wal
 
 
 # Every stage's DVC outputs, with dvc.yaml's matrix placeholders (tests/test_layout.py checks that
-# dvc.yaml declares exactly these; each stage's metrics file is METRICS/<stage>[/<item>...].json).
+# the dvc.yaml files declare exactly these; each stage's metrics file is METRICS/<stage>[/<item>...].json).
 VARIANT, DOMAIN = "${item.variant}", "${item.domain}"
 STAGE_OUTPUTS = {
     "worlds": [WORLDS],

@@ -12,7 +12,7 @@ With one job (the default) this is a single `dvc repro [ARGS]`. With more (`--jo
 after every stage it depends on, and the stages of a wave, which are independent (the latent-action
 variants, the controllers), side by side. Each one is `dvc --wait-for-lock repro --single-item
 STAGE [ARGS]`, so it is still its own DVC stage, skipped when unchanged, with its own entry in
-dvc.lock (DVC's repo lock orders the writes), its own Prefect flow run and its own MLflow run. A
+its lock file (DVC's repo lock orders the writes), its own Prefect flow run and its own MLflow run. A
 wave's processes share the cores as intra-op threads (`LAWM_THREADS`): on 2 cores, two 1-thread
 trainings give 1.23x the steps per second of one 2-thread training (docs/benchmarks.md). Their
 output lines start with the stage's address. Before each wave, DVC's status of its stages picks

@@ -2,12 +2,13 @@
 
     make serve          # = python -m pipelines.prefect_server python -m pipelines.serve
 
-A deployment's flow runs `dvc repro <stage>` in this repository, so DVC's lock file and skip
-logic decide what runs, exactly as on the command line: a retried run reruns what failed and
-skips what already finished. The `pipeline` deployment runs the whole DAG. Runs are named after
-their stage (`train_latent_actions@sparse`) and tagged with the stage and its matrix item, and
-`dvc repro`'s output, the stages' progress lines included (`lawm.progress`), goes to the run's log. The stages'
-MLflow runs nest under one parent run per served run. One run at a
+A deployment, named after its stage (`train_latent_actions@sparse`), runs `dvc repro <its address>`
+in this repository, so DVC's lock files and skip logic decide what runs, exactly as on the command
+line: a retried run reruns what failed and skips what already finished. The `pipeline` deployment
+runs the whole DAG. Runs are named after their `dvc repro` target (the stage's address:
+`inventory/dvc.yaml:list_sources` for the stage outside dvc.yaml) and tagged with the stage and its
+matrix item, and `dvc repro`'s output, the stages' progress lines included (`lawm.progress`), goes
+to the run's log. The stages' MLflow runs nest under one parent run per served run. One run at a
 time by default (`--limit`): DVC holds one lock per repository.
 """
 
@@ -17,7 +18,7 @@ import argparse
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import IO
 
 from prefect import flow, get_run_logger, serve
@@ -28,12 +29,13 @@ PIPELINE = "pipeline"  # the deployment that runs the whole DAG
 FLOW_NAME = "dvc-repro"
 
 
-def stage_names(root: str = ".") -> list[str]:
-    """The addresses of dvc.yaml's stages, matrix items expanded (`fit_controller@none-arm`), in file order."""
+def stage_addresses(root: str = ".") -> dict[str, str]:
+    """Every stage's name, matrix items expanded (`fit_controller@none-arm`), to its address for
+    `dvc repro` (`inventory/dvc.yaml:list_sources` for a stage outside dvc.yaml), in file order."""
     from dvc.repo import Repo
 
     with Repo(root) as repo:
-        return [stage.addressing for stage in repo.index.stages]
+        return {stage.name: stage.addressing for stage in repo.index.stages}
 
 
 def stage_tags(name: str) -> list[str]:
@@ -67,17 +69,18 @@ def dvc_repro(target: str = PIPELINE) -> None:
             raise RuntimeError(f"`{' '.join(command)}` exited with code {proc.returncode}")
 
 
-def deployments(names: Iterable[str]) -> list:
-    return [dvc_repro.to_deployment(name=name, parameters={"target": name}, tags=stage_tags(name),
-                                    description=f"dvc repro {'' if name == PIPELINE else name}".rstrip())
-            for name in [PIPELINE, *names]]
+def deployments(addresses: dict[str, str]) -> list:
+    """A deployment per stage, named after it (Prefect's names have no `/`), and `pipeline`."""
+    return [dvc_repro.to_deployment(name=name, parameters={"target": target}, tags=stage_tags(name),
+                                    description=f"dvc repro {'' if target == PIPELINE else target}".rstrip())
+            for name, target in {PIPELINE: PIPELINE, **addresses}.items()]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=1, help="flow runs at a time (default 1: DVC's repo lock)")
     args = parser.parse_args(argv)
-    serve(*deployments(stage_names()), limit=args.limit)
+    serve(*deployments(stage_addresses()), limit=args.limit)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from pipelines import ablation
+from pipelines.layout import LOCK_FILES
 from tests.test_dvc import project, run  # noqa: F401  (the fixture: a git + DVC copy with tiny params)
 
 
@@ -24,7 +25,7 @@ def test_a_row_runs_as_an_experiment_and_fills_its_row(project):  # noqa: F811
     run([sys.executable, "-m", "dvc", "repro"], repo, env)  # the defaults, committed with their metrics
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "defaults"], repo, env)
-    params_before, lock_before = (repo / "params.yaml").read_bytes(), (repo / "dvc.lock").read_bytes()
+    params_before, locks_before = (repo / "params.yaml").read_bytes(), [(repo / f).read_bytes() for f in LOCK_FILES]
     (repo / "params.yaml").write_bytes(params_before + b"# an uncommitted edit\n")
     refused = subprocess.run([sys.executable, "-m", "pipelines.ablation", "run", "no_blur"], cwd=repo, env=env,
                              capture_output=True, text=True, timeout=300)
@@ -35,7 +36,7 @@ def test_a_row_runs_as_an_experiment_and_fills_its_row(project):  # noqa: F811
     assert "ablation no_blur:" in out and " min" in out
     assert "Running stage 'worlds'" not in out  # from the committed defaults, only what the override changes
     assert (repo / "params.yaml").read_bytes() == params_before  # the defaults are back after the row
-    assert (repo / "dvc.lock").read_bytes() == lock_before
+    assert [(repo / f).read_bytes() for f in LOCK_FILES] == locks_before
     shown = json.loads(exp_show(repo, env))
     entries = {exp["name"]: exp["revs"][0] for entry in shown for exp in entry.get("experiments") or []}
     ran = entries["ablation-no_blur"]["data"]["params"]["params.yaml"]["data"]

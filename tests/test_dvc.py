@@ -20,7 +20,10 @@ from lawm import tracking
 from lawm.config import with_overrides
 from lawm.features import FeatureCache, clip_tensor
 from lawm.models.saved import load_model
+from pipelines.layout import PIPELINE_FILES
 from tests.conftest import ROOT
+
+LIST_SOURCES = "inventory/dvc.yaml:list_sources"  # the stage's address: it has a dvc.yaml of its own
 
 
 def ran(out: str) -> list[str]:
@@ -41,7 +44,7 @@ def project(tiny_params, tmp_path, prefect_server):
     repo.mkdir()
     for name in ("lawm", "pipelines", "profiles"):  # pipelines.ablation reads profiles/steering.yaml
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", "data/.gitignore"):
+    for name in (*PIPELINE_FILES, ".dvcignore", "data/.gitignore"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
     params = with_overrides(tiny_params, {"clips.sources": "data/worlds", "clips.val_share": 0.5,
@@ -64,7 +67,7 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
     # The first build as `make repro` does it: independent stages side by side, each its own `dvc repro`.
     out = run([sys.executable, "-m", "pipelines.repro", "--jobs", "2"], repo, env)
     assert "[train_latent_actions@none] " in out  # a stage's lines carry its address
-    for stage in ("worlds", "list_sources", "extract_clips", "cache_features", "train_latent_actions@none",
+    for stage in ("worlds", LIST_SOURCES, "extract_clips", "cache_features", "train_latent_actions@none",
                   "evaluate_latent_actions@zero", "compare_latent_actions", "train_world_model@arm",
                   "train_world_model@nav", "fit_controller@none-arm", "fit_controller@none-nav",
                   "evaluate_planning", "report"):
@@ -98,15 +101,15 @@ def test_repro_builds_skips_and_reruns_only_what_changed(project):
 
     clips_before = json.loads((repo / "data/metrics/extract_clips.json").read_text())
     out = run(dvc + ["repro"], repo, env)
-    assert ran(out) == ["list_sources"]  # the parallel build left dvc.lock whole; the same listing reruns nothing
+    assert ran(out) == [LIST_SOURCES]  # the parallel build left the locks whole; the same listing reruns nothing
     out = run([sys.executable, "-m", "pipelines.repro", "--jobs", "2"], repo, env)
-    assert ran(out) == ["list_sources"]  # the unchanged stages get no `dvc repro` process
+    assert ran(out) == [LIST_SOURCES]  # the unchanged stages get no `dvc repro` process
     assert "[report] Stage 'report' didn't change, skipping" in out
 
     protocols = repo / "lawm/planning/protocols.py"  # imported by evaluate_planning alone
     protocols.write_text(protocols.read_text() + "# an edit that changes no behaviour\n")
     out = run(dvc + ["repro"], repo, env)
-    assert ran(out) == ["list_sources", "evaluate_planning"]  # and its outputs are the same bytes: report skips
+    assert ran(out) == [LIST_SOURCES, "evaluate_planning"]  # and its outputs are the same bytes: report skips
 
     worlds_lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["worlds"]
     params = yaml.safe_load((repo / "params.yaml").read_text())

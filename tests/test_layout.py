@@ -1,10 +1,10 @@
-"""pipelines.layout is the one table of where stages write: dvc.yaml must declare the same. The
+"""pipelines.layout is the one table of where stages write: the dvc.yaml files must declare the same. The
 library's layers: lawm never imports pipelines, and no lawm module imports itself through others."""
 
 import yaml
 
 from pipelines.code_deps import closure, imports
-from pipelines.layout import METRICS, STAGE_OUTPUTS
+from pipelines.layout import METRICS, PIPELINE_FILES, STAGE_OUTPUTS
 from tests.conftest import ROOT
 
 
@@ -14,8 +14,12 @@ def declared(entries: list) -> list[str]:
 
 
 def test_dvc_yaml_declares_the_layout_outputs_and_metrics():
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert set(stages) == set(STAGE_OUTPUTS)
+    files = [yaml.safe_load((ROOT / file).read_text()) for file in PIPELINE_FILES]
+    stages = {name: stage for doc in files for name, stage in doc["stages"].items()}
+    assert set(stages) == set(STAGE_OUTPUTS) and sum(len(doc["stages"]) for doc in files) == len(stages)
+    for file, doc in zip(PIPELINE_FILES, files):  # every stage runs, and names its paths, from the root
+        for name, stage in doc["stages"].items():
+            assert ((ROOT / file).parent / stage.get("wdir", ".")).resolve() == ROOT.resolve(), name
     for name, stage in stages.items():
         assert declared(stage.get("outs", [])) == [str(p) for p in STAGE_OUTPUTS[name]], name
         items = [f"${{item.{key}}}" for key in ("variant", "domain") if key in stage.get("matrix", {})]

@@ -8,6 +8,7 @@ from io import BytesIO
 import httpx
 import yaml
 
+from pipelines.layout import LOCK_FILES
 from pipelines.serve import PIPELINE, output_lines, stage_tags
 from tests.test_dvc import project  # noqa: F401  (the fixture: a git + DVC copy with tiny params)
 
@@ -55,8 +56,9 @@ def run_log(api: httpx.Client, flow_run_id: str) -> list[str]:
 
 
 def locked_stages(repo) -> set[str]:
-    lock = repo / "dvc.lock"
-    return set(yaml.safe_load(lock.read_text())["stages"]) if lock.exists() else set()
+    """The names of the stages the project's lock files record."""
+    locks = [repo / lock for lock in LOCK_FILES]
+    return {name for lock in locks if lock.exists() for name in yaml.safe_load(lock.read_text())["stages"]}
 
 
 def test_stages_run_from_their_deployments_and_a_failed_run_retries(project, prefect_server, tmp_path):  # noqa: F811
@@ -90,7 +92,7 @@ def test_stages_run_from_their_deployments_and_a_failed_run_retries(project, pre
             assert retried.json()["status"] == "ACCEPT", retried.text
             run = finished(api, listed["id"])
             assert run["state_type"] == "COMPLETED", run["state"]
-            assert run["run_count"] == 2
+            assert run["run_count"] == 2 and run["name"] == "inventory/dvc.yaml:list_sources"  # its address
             assert "list_sources" in locked_stages(repo)
     finally:
         served.terminate()
