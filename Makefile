@@ -35,6 +35,7 @@ bench: install
 	python benchmarks/decode.py
 	python benchmarks/feature_cache.py
 	python benchmarks/training.py
+	python benchmarks/idm_readout.py
 	python benchmarks/planning.py
 	python benchmarks/pipeline.py
 

@@ -101,6 +101,17 @@ class Attention(MultiHead):
         q, k, v = self.heads_of(x, angles, q_angles)  # 3 x [B, H, L, hd]
         return self.merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))  # [B, L, dim]
 
+    def first_row(self, x: Tensor, angles: Tensor | None = None) -> Tensor:
+        """The first token's row [B, 1, dim] of `forward(x, angles)` without a mask, from x [B, L, dim]:
+        only that token's query is projected and attends (a readout token needs no other row)."""
+        B, L, dim = x.shape
+        w, b = self.qkv.weight, self.qkv.bias
+        q = F.linear(x[:, :1], w[:dim], b[:dim]).view(B, 1, self.heads, -1).transpose(1, 2)  # [B, H, 1, hd]
+        k, v = F.linear(x, w[dim:], b[dim:]).view(B, L, 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, H, L, hd]
+        if angles is not None:
+            q, k = apply_rope(q, angles[:1]), apply_rope(k, angles)
+        return self.merge(F.scaled_dot_product_attention(q, k, v))  # [B, 1, dim]
+
     def extend(self, x: Tensor, angles: Tensor, past: KV | None, q_angles: Tensor | None = None
                ) -> tuple[Tensor, KV]:
         """Attention of one new frame's tokens x [B, N, dim] over the cached frames and itself.
@@ -148,6 +159,12 @@ class Block(nn.Module):
     def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         x = x + self.attn(self.norm1(x), angles, mask)  # [B, L, dim]
         return x + self.mlp(self.norm2(x))  # [B, L, dim]
+
+    def first_row(self, x: Tensor, angles: Tensor | None = None) -> Tensor:
+        """`forward(x, angles)[:, :1]` (no mask) at about 1/L of the attention and MLP work: x [B, L, dim]
+        -> [B, 1, dim]. A readout token's last block needs no other row."""
+        x = x[:, :1] + self.attn.first_row(self.norm1(x), angles)  # [B, 1, dim]
+        return x + self.mlp(self.norm2(x))  # [B, 1, dim]
 
 
 class AdaLNZeroBlock(nn.Module):

@@ -93,6 +93,23 @@ def test_plain_block_keeps_shape_and_is_residual():
     assert out.shape == x.shape and not torch.allclose(out, x)
 
 
+def test_first_row_of_a_block_equals_the_whole_blocks_first_row_with_its_gradients():
+    torch.manual_seed(0)
+    block = Block(DIM, HEADS, 2.0)
+    x = torch.randn(3, 1 + 2 * N, DIM, requires_grad=True)
+    angles = torch.nn.functional.pad(rope_angles(grid_positions(2, GRID), DIM // HEADS), (0, 0, 1, 0))  # a readout first
+    angles[0] += 0.3  # the first token rotated too: its query must get its own angles
+    full = block(x, angles)[:, :1]  # [3, 1, DIM]
+    (full_grad,) = torch.autograd.grad(full.square().sum(), x)
+    fast = block.first_row(x, angles)
+    (fast_grad,) = torch.autograd.grad(fast.square().sum(), x)
+    assert fast.shape == (3, 1, DIM)
+    torch.testing.assert_close(fast, full)
+    torch.testing.assert_close(fast_grad, full_grad)  # every token still reaches it through keys and values
+    assert fast_grad[:, 1:].abs().sum() > 0
+    torch.testing.assert_close(block.first_row(x), block(x)[:, :1])  # without positions
+
+
 def test_adaln_zero_block_starts_as_identity_whatever_the_condition():
     torch.manual_seed(0)
     block = AdaLNZeroBlock(DIM, HEADS, 2.0, cond_dim=5)

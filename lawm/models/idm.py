@@ -45,11 +45,13 @@ class InverseDynamics(nn.Module):
         if self.split > 1:  # pixels tokens on a finer grid: [B, T, N * split^2, D_in / split^2]
             states = split_tokens(states, self.states_grid, self.tubelet, self.split)
         x = self.inp(states)  # [B, T, N, dim]: each state projected once
-        x = torch.stack([x[:, :-1], x[:, 1:]], dim=2) + self.pair_embed[:, None]  # [B, T-1, 2, N, dim]
+        before, after = x[:, :-1] + self.pair_embed[0], x[:, 1:] + self.pair_embed[1]  # 2 x [B, T-1, N, dim]
+        x = torch.stack([before, after], dim=2)  # [B, T-1, 2, N, dim]
         x = x.flatten(0, 1).flatten(1, 2)  # [B*(T-1), 2N, dim]
         x = torch.cat([self.readout.expand(x.shape[0], -1, -1), x], dim=1)  # [B*(T-1), 2N+1, dim]
         pos = grid_positions(2, self.grid, states.device)  # [2N, 3]
         angles = F.pad(rope_angles(pos, x.shape[-1] // self.heads), (0, 0, 1, 0))  # [2N+1, hd/2], readout: 0
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x, angles)  # [B*(T-1), 2N+1, dim]
+        x = self.blocks[-1].first_row(x, angles)  # [B*(T-1), 1, dim]: only the readout is read
         return self.head(self.norm(x[:, 0])).unflatten(0, (B, T - 1))  # [B, T-1, out_dim]
