@@ -210,6 +210,16 @@ def latent_action_model(variant: str = "sparse", params=None):
     return model, torch.randn(cfg.train.batch_size, cfg.window, 16, 1536)
 
 
+def train_step(model, optimizers, states) -> None:
+    """One latent-action training update: zero the gradients, the model's loss backward, every
+    optimiser of `lawm.training.make_optimizers` steps."""
+    for optimizer, _ in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    model(states)["loss"].backward()
+    for optimizer, _ in optimizers:
+        optimizer.step()
+
+
 def make_wild_videos(out_dir: Path, videos: int, params=None) -> list[Path]:
     """`videos` default-size `wild` world videos (params.yaml's worlds section otherwise), under out_dir/wild/."""
     from lawm.config import with_overrides

@@ -28,9 +28,9 @@ import sys
 import time
 
 try:
-    from benchmarks.common import ROOT, default_params, latent_action_model, run_benchmark, table
+    from benchmarks.common import ROOT, default_params, latent_action_model, run_benchmark, table, train_step
 except ModuleNotFoundError:  # run as `python benchmarks/contention.py`
-    from common import ROOT, default_params, latent_action_model, run_benchmark, table
+    from common import ROOT, default_params, latent_action_model, run_benchmark, table, train_step
 
 SETTINGS = {  # name -> (intra-op threads, OpenMP environment)
     "2 threads, spin (default)": (2, {}),
@@ -56,11 +56,7 @@ def worker(threads: int, steps: int) -> None:
     times = []
     for step in range(3 + steps):
         t0 = time.perf_counter()
-        for opt, _ in optimizers:
-            opt.zero_grad(set_to_none=True)
-        model(states)["loss"].backward()
-        for opt, _ in optimizers:
-            opt.step()
+        train_step(model, optimizers, states)
         times.append(time.perf_counter() - t0)
     print(json.dumps({"step_s": times[3:]}))
 

@@ -10,7 +10,7 @@ tokens that is 1 row of 129 per transition.
 At params.yaml's sizes (random weights, the default pixels states [16, 8, 16, 1536]), for the IDM
 variants `none` and `sparse`, timed in alternation in one process:
 
-  train step   the stage's step: forward, loss, backward, gradient clip, AdamW + Muon
+  train step   forward, loss, backward, AdamW + Muon (`common.train_step`)
   latents      the IDM's deterministic latents of the batch, no gradients (evaluation, planning)
 
 Before timing, both ways give the same latents and gradients to float tolerance.
@@ -24,11 +24,10 @@ from contextlib import contextmanager, nullcontext
 import torch
 
 try:
-    from benchmarks.common import default_params, interleaved, latent_action_model, run_benchmark, table
+    from benchmarks.common import default_params, interleaved, latent_action_model, run_benchmark, table, train_step
 except ModuleNotFoundError:  # run as `python benchmarks/idm_readout.py`
-    from common import default_params, interleaved, latent_action_model, run_benchmark, table
+    from common import default_params, interleaved, latent_action_model, run_benchmark, table, train_step
 
-from lawm.models.losses import lam_loss
 from lawm.nn import Block
 from lawm.runtime import configure_threads
 from lawm.training import make_optimizers
@@ -49,16 +48,6 @@ def whole_last_block():
 
 def path(reference: bool):
     return whole_last_block() if reference else nullcontext()
-
-
-def train_step(model, optimizers, states):
-    for opt, _ in optimizers:
-        opt.zero_grad(set_to_none=True)
-    loss, _ = lam_loss(model, {"states": states})
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0)
-    for opt, _ in optimizers:
-        opt.step()
 
 
 def same_results(model, states) -> float:

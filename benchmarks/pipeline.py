@@ -45,10 +45,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 try:
-    from benchmarks.common import best_of, default_params, latent_action_model, run_benchmark, table
+    from benchmarks.common import best_of, default_params, latent_action_model, run_benchmark, table, train_step
     from benchmarks.planning import ACTION_DIM, models, random_states, unit_space
 except ModuleNotFoundError:  # run as `python benchmarks/pipeline.py`
-    from common import best_of, default_params, latent_action_model, run_benchmark, table
+    from common import best_of, default_params, latent_action_model, run_benchmark, table, train_step
     from planning import ACTION_DIM, models, random_states, unit_space
 
 import pipelines  # noqa: F401  (this interpreter's folder first on PATH: the stages' `python` is this environment's)
@@ -131,10 +131,7 @@ def training_step(params, steps: int) -> dict:
     optimizers = make_optimizers(model, params.latent_actions.train)
 
     def step():
-        model(batch)["loss"].backward()
-        for optimizer, _ in optimizers:
-            optimizer.step()
-            optimizer.zero_grad()
+        train_step(model, optimizers, batch)
 
     for _ in range(3):
         step()
