@@ -11,11 +11,13 @@ goal cost ||s_H - s_goal||_2.
   folded    `lawm.planning.cem.goal_cost`, the default: all samples of an iteration in chunks of
             `planning.batch` rollouts (KV-cached), stepped in the model's width (the 1536-d
             states are never built: `folded_distances`)
+  per-sample  folded, but the first step's action-free work (`context`: the controller's memory)
+            computed for every sample instead of once per episode (the path before 2026-12-04)
   built     the same batched rollouts building every predicted state (`fold=False`)
   loop      the built rollouts one sample at a time (batch 1)
 
-One CEM iteration of one episode is timed the three ways, in alternation (best of N), after a
-check that all three give the same costs; ms per plan is then measured directly: 15 iterations,
+One CEM iteration of one episode is timed the four ways, in alternation (best of N), after a
+check that all four give the same costs; ms per plan is then measured directly: 15 iterations,
 folded, for 1 episode and for 16 episodes at once. Last,
 the chunk size (`planning.batch`, rollouts per forward pass): one iteration of 16 episodes
 (4,800 rollouts) of the real-action world model at several sizes.
@@ -82,6 +84,23 @@ def loop_cost(dynamics, space, start, goal):
     return cost
 
 
+class PerSampleContext:
+    """`dynamics` with its action-free work moved into every step: the controller's memory is
+    computed for every sample at every step, the first included (no sharing per episode)."""
+
+    def __init__(self, dynamics):
+        self.dynamics, self.predictor = dynamics, dynamics.predictor
+
+    def readers(self):
+        return self.dynamics.readers()
+
+    def context(self, x):
+        return x
+
+    def step_hidden(self, x, action, past=None):
+        return self.dynamics.step_hidden(self.dynamics.context(x), action, past)
+
+
 def run(quick: bool) -> dict:
     params = default_params()
     space = unit_space()
@@ -92,12 +111,13 @@ def run(quick: bool) -> dict:
     rows = []
     for name, dynamics in models(params).items():
         folded = goal_cost(dynamics, space, start, goal, batch=params.planning.batch)
+        per_sample = goal_cost(PerSampleContext(dynamics), space, start, goal, batch=params.planning.batch)
         built = goal_cost(dynamics, space, start, goal, batch=params.planning.batch, fold=False)
         looped = loop_cost(dynamics, space, start, goal)
-        for other in (built, looped):  # the same work
+        for other in (per_sample, built, looped):  # the same work
             torch.testing.assert_close(folded(plans), other(plans), atol=1e-3, rtol=1e-4)
-        t = interleaved({"folded": lambda: folded(plans), "built": lambda: built(plans), "loop": lambda: looped(plans)},
-                        repeats=2 if quick else 3)
+        t = interleaved({"folded": lambda: folded(plans), "per-sample": lambda: per_sample(plans),
+                         "built": lambda: built(plans), "loop": lambda: looped(plans)}, repeats=2 if quick else 3)
         per_plan = {}
         for episodes in (1, 16):
             cfg = PAPER.model_copy(update={"iterations": 2}) if quick else PAPER
@@ -105,7 +125,8 @@ def run(quick: bool) -> dict:
             tick = time.perf_counter()
             cem(goal_cost(dynamics, space, starts, goals, params.planning.batch), episodes, ACTION_DIM, cfg, low, high, g)
             per_plan[episodes] = 1000 * (time.perf_counter() - tick) / episodes * PAPER.iterations / cfg.iterations
-        rows.append({"model": name, "iteration_folded_s": t["folded"], "iteration_built_s": t["built"],
+        rows.append({"model": name, "iteration_folded_s": t["folded"], "iteration_per_sample_s": t["per-sample"],
+                     "per_sample_over_folded": t["per-sample"] / t["folded"], "iteration_built_s": t["built"],
                      "iteration_loop_s": t["loop"], "built_over_folded": t["built"] / t["folded"],
                      "loop_over_built": t["loop"] / t["built"], "ms_per_plan_1": per_plan[1],
                      "ms_per_plan_16": per_plan[16]})
@@ -120,10 +141,12 @@ def run(quick: bool) -> dict:
 
 
 def report(res: dict) -> str:
-    rows = [[r["model"], r["iteration_folded_s"], r["iteration_built_s"], r["iteration_loop_s"], r["built_over_folded"],
-             r["loop_over_built"], r["ms_per_plan_1"], r["ms_per_plan_16"]] for r in res["rows"]]
+    rows = [[r["model"], r["iteration_folded_s"], r["iteration_per_sample_s"], r["iteration_built_s"],
+             r["iteration_loop_s"], r["per_sample_over_folded"], r["built_over_folded"], r["loop_over_built"],
+             r["ms_per_plan_1"], r["ms_per_plan_16"]] for r in res["rows"]]
     return "\n\n".join([
-        table(["model", "1 iteration folded (s)", "built (s)", "loop (s)", "built/folded", "loop/built",
+        table(["model", "1 iteration folded (s)", "per-sample context (s)", "built (s)", "loop (s)",
+               "per-sample/folded", "built/folded", "loop/built",
                "ms per plan, folded (1 episode)", "ms per plan, folded (16 at once)"], rows,
               title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"),
         table(["rollouts per forward pass", "seconds", "predicted tokens/s"],

@@ -86,14 +86,21 @@ class Attention(MultiHead):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def heads_of(self, x: Tensor, angles: Tensor | None, q_angles: Tensor | None = None
-                 ) -> tuple[Tensor, Tensor, Tensor]:
-        """x [B, L, dim] -> q, k, v [B, H, L, hd], q and k rotated by the RoPE angles [L, hd/2] if
-        given; q_angles [B, H, L, hd/2], if given, rotate q instead (queries at other positions)."""
-        B, L, _ = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, L, hd]
+    def heads_of(self, x: Tensor, angles: Tensor | None, q_angles: Tensor | None = None,
+                 queries: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, L, dim] -> q [B, H, Q, hd], k, v [B, H, L, hd], q and k rotated by the RoPE angles
+        [L, hd/2] if given; q_angles [B, H, L, hd/2], if given, rotate q instead (queries at other
+        positions). `queries` projects only the first Q tokens' queries (None: all, Q = L)."""
+        B, L, dim = x.shape
+        if queries is None:
+            q, k, v = self.qkv(x).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, H, L, hd]
+        else:
+            w, b = self.qkv.weight, self.qkv.bias  # rows: q, k, v
+            q = F.linear(x[:, :queries], w[:dim], b[:dim]).view(B, queries, self.heads, -1).transpose(1, 2)  # [B, H, Q, hd]
+            k, v = F.linear(x, w[dim:], b[dim:]).view(B, L, 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, H, L, hd]
         if angles is not None:
-            q, k = apply_rope(q, angles if q_angles is None else q_angles), apply_rope(k, angles)
+            q_rot = angles if q_angles is None else q_angles  # [L, hd/2] or [B, H, L, hd/2]
+            q, k = apply_rope(q, q_rot[..., :q.shape[2], :]), apply_rope(k, angles)
         return q, k, v
 
     def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None,
@@ -104,13 +111,7 @@ class Attention(MultiHead):
     def first_row(self, x: Tensor, angles: Tensor | None = None) -> Tensor:
         """The first token's row [B, 1, dim] of `forward(x, angles)` without a mask, from x [B, L, dim]:
         only that token's query is projected and attends (a readout token needs no other row)."""
-        B, L, dim = x.shape
-        w, b = self.qkv.weight, self.qkv.bias
-        q = F.linear(x[:, :1], w[:dim], b[:dim]).view(B, 1, self.heads, -1).transpose(1, 2)  # [B, H, 1, hd]
-        k, v = F.linear(x, w[dim:], b[dim:]).view(B, L, 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, H, L, hd]
-        if angles is not None:
-            q, k = apply_rope(q, angles[:1]), apply_rope(k, angles)
-        return self.merge(F.scaled_dot_product_attention(q, k, v))  # [B, 1, dim]
+        return self.merge(F.scaled_dot_product_attention(*self.heads_of(x, angles, queries=1)))  # [B, 1, dim]
 
     def extend(self, x: Tensor, angles: Tensor, past: KV | None, q_angles: Tensor | None = None
                ) -> tuple[Tensor, KV]:

@@ -46,6 +46,11 @@ class ActionWorldModel(TakesRealActions):
         """The layers that read a state (folded planning, lawm.planning.cem)."""
         return [self.predictor.inp]
 
-    def step_hidden(self, x: list[Tensor], action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
-        """`step` from the readers' outputs x [B, N, dim] -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
-        return self.predictor.step_hidden(x[0], self.unit_actions(action), past)
+    def context(self, x: list[Tensor]) -> list[Tensor]:
+        """What a step computes from the state before the action: its projection alone (x [B, N, dim])."""
+        return x
+
+    def step_hidden(self, context: list[Tensor], action: Tensor, past: list[KV] | None = None
+                    ) -> tuple[Tensor, list[KV]]:
+        """`step` from the state's `context` -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+        return self.predictor.step_hidden(context[0], self.unit_actions(action), past)

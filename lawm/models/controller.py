@@ -91,9 +91,18 @@ class ControlledWorldModel(nn.Module):
         order: the predictor's input projection, then the controller's (if it sees the state)."""
         return [self.predictor.inp, *([self.controller.inp] if isinstance(self.controller, Controller) else [])]
 
-    def step_hidden(self, x: list[Tensor], action: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
-        """`step` from the readers' outputs x [B, N, dim] each -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+    def context(self, x: list[Tensor]) -> list[Tensor]:
+        """What a step computes from the state before it sees the action, from the readers' outputs
+        x [B, N, dim] each: the predictor's projection and the controller's memory. Planning computes
+        it once per episode for the first step, where every sample starts from the same state."""
         if not isinstance(self.controller, Controller):  # blind to the state: the ActionOnlyController
-            return self.predictor.step_hidden(x[0], self.controller(None, action), past)
-        z = self.controller.read(self.controller.memory_of(x[1]), action)  # [B, L]
-        return self.predictor.step_hidden(x[0], z, past)
+            return x
+        return [x[0], self.controller.memory_of(x[1])]  # 2 x [B, N, dim]
+
+    def step_hidden(self, context: list[Tensor], action: Tensor, past: list[KV] | None = None
+                    ) -> tuple[Tensor, list[KV]]:
+        """`step` from the state's `context` -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+        if not isinstance(self.controller, Controller):
+            return self.predictor.step_hidden(context[0], self.controller(None, action), past)
+        z = self.controller.read(context[1], action)  # [B, L]
+        return self.predictor.step_hidden(context[0], z, past)

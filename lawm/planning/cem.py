@@ -28,7 +28,7 @@ def goal_cost(dynamics: Dynamics, space: ActionSpace, starts: Tensor, goals: Ten
 
     starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed, on the
     dynamics' device (lawm.runtime.device_of); plans and costs stay on the CPU, where CEM samples.
-    With `fold`, dynamics that have `readers` and `step_hidden` (the world models) get the same
+    With `fold`, dynamics that have `readers`, `context` and `step_hidden` (the world models) get the same
     cost computed in the model's width (`folded_distances`); otherwise every predicted state is
     built (the reference).
     """
@@ -63,13 +63,16 @@ def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tenso
     r(s_{t+1}) = r(s_t) + (W_r W_o) h_t + W_r b_o, and with u = sum_t h_t, d = s_0 - goal + H b_o:
     ||s_H - goal||^2 = sum over tokens of ||d||^2 + 2 (d W_o) . u + u (W_o^T W_o) u.
     This drops the D-wide input and output projections of every step (D = 1536 against dim = 128
-    at the defaults); the last sum runs in float64, as it subtracts nearly equal terms.
+    at the defaults); the last sum runs in float64, as it subtracts nearly equal terms. Every sample
+    of an episode starts from the same state, so the first step's action-free work
+    (dynamics.context: a controller's memory) runs once per episode.
     """
     out = dynamics.predictor.out
     w_o, b_o = out.weight, out.bias  # [D, dim], [D]
     readers = dynamics.readers()
     folds = [(r.weight @ w_o, r.weight @ b_o) for r in readers]  # [dim_r, dim], [dim_r] per reader
     start_x = [r(starts) for r in readers]  # [E, N, dim_r] each
+    start_context = dynamics.context(start_x)  # [E, N, dim] each
     gram = w_o.double().T @ w_o.double()  # [dim, dim]
     offsets = {}  # horizon -> (||d||^2 [E], d W_o [E, N, dim]), per episode
 
@@ -79,12 +82,14 @@ def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tenso
         if H not in offsets:
             d = (starts - goals + H * b_o).double()  # [E, N, D]
             offsets[H] = d.pow(2).sum((1, 2)), d @ w_o.double()
-        x, past, total = [s[episode] for s in start_x], None, 0
+        x, context = [s[episode] for s in start_x], [c[episode] for c in start_context]
+        past, total = None, 0
         for i in range(H):
-            h, past = dynamics.step_hidden(x, actions[:, i], past)  # [b, N, dim]
+            h, past = dynamics.step_hidden(context, actions[:, i], past)  # [b, N, dim]
             total = total + h
             if i < H - 1:
                 x = [xi + h @ w.T + b for xi, (w, b) in zip(x, folds)]  # r(s_{i+1}) [b, N, dim_r]
+                context = dynamics.context(x)
         u = total.double()  # [b, N, dim]
         d_sq, d_w = offsets[H]
         sq = d_sq[episode] + 2 * (d_w[episode] * u).sum((1, 2)) + ((u @ gram) * u).sum((1, 2))
