@@ -106,6 +106,10 @@ ABLATIONS = [
     Ablation("patch8_abs_positions", read_profile(STEERING), "ours",
              "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
              "content by an amount that depends on where it is)"),
+    Ablation("patch8_long_wild", {**read_profile(STEERING), "worlds.wild.videos": 144, "latent_actions.train.steps": 1200},
+             "ours", "the steering profile with 3x the wild videos and 3x the latent-action training steps together "
+                     "(the paper's main setting leans on far more in-the-wild video, trained far longer; here more "
+                     "steps alone overfit 48 videos and more videos alone diluted the same steps)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
