@@ -36,6 +36,7 @@ bench: install
 	python benchmarks/feature_cache.py
 	python benchmarks/training.py
 	python benchmarks/idm_readout.py
+	python benchmarks/rope.py
 	python benchmarks/planning.py
 	python benchmarks/pipeline.py
 

@@ -60,6 +60,19 @@ def test_apply_rope_is_a_rotation():
     torch.testing.assert_close(apply_rope(x, angles).norm(dim=-1), x.norm(dim=-1))
 
 
+def test_apply_rope_turns_each_pair_by_its_angle():
+    """(1, 0) turns to (cos t, sin t) and (0, 1) to (-sin t, cos t), pair by pair, per position."""
+    angles = torch.tensor([[0.3, -1.2], [2.0, 0.0]])  # [L=2, hd/2=2]
+    x = torch.zeros(2, 1, 2, 4)  # [B=2, H, L, hd]
+    x[0, ..., 0::2], x[1, ..., 1::2] = 1.0, 1.0  # the first channel of every pair; the second
+    out = apply_rope(x, angles)
+    cos, sin = angles.cos(), angles.sin()
+    torch.testing.assert_close(out[0, 0], torch.stack([cos, sin], dim=-1).flatten(-2))
+    torch.testing.assert_close(out[1, 0], torch.stack([-sin, cos], dim=-1).flatten(-2))
+    per_query = apply_rope(x, angles.expand(2, 1, 2, 2))  # angles [B, H, L, hd/2] as the queries' (query_shift)
+    torch.testing.assert_close(per_query, out)
+
+
 def test_attention_with_rope_depends_on_relative_positions_only():
     torch.manual_seed(0)
     attn = Attention(DIM, HEADS)
