@@ -20,7 +20,8 @@ Results: benchmarks/results/rope.json.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
+from unittest import mock
 
 import torch
 
@@ -46,18 +47,9 @@ def pairwise_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return out.flatten(-2).type_as(x)  # [B, H, L, hd]
 
 
-@contextmanager
-def reference_rope():
-    fast = lawm.nn.apply_rope
-    lawm.nn.apply_rope = pairwise_rope
-    try:
-        yield
-    finally:
-        lawm.nn.apply_rope = fast
-
-
 def path(reference: bool):
-    return reference_rope() if reference else nullcontext()
+    """The pairwise formula in place of lawm.nn.apply_rope (which the attention layers call) if `reference`."""
+    return mock.patch.object(lawm.nn, "apply_rope", pairwise_rope) if reference else nullcontext()
 
 
 def same_rope(shape: tuple[int, ...], frames: int, grid: tuple[int, int]) -> None:
