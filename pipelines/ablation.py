@@ -110,6 +110,10 @@ ABLATIONS = [
              "ours", "the steering profile with 3x the wild videos and 3x the latent-action training steps together "
                      "(the paper's main setting leans on far more in-the-wild video, trained far longer; here more "
                      "steps alone overfit 48 videos and more videos alone diluted the same steps)"),
+    Ablation("patch8_long_wild_tabletop", {**read_profile(STEERING), "worlds.wild.videos": 144,
+                                           "latent_actions.train.steps": 1200, "worlds.wild.tabletop_share": 0.25},
+             "ours", "patch8_long_wild, and a quarter of the wild videos show one hand at work over a table top "
+                     "(at 48 videos and 400 steps such scenes taught the predictor arm scenes, not the planner)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
