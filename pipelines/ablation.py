@@ -71,6 +71,8 @@ class Ablation:
     why: str
 
 
+# the steering profile with 3x the wild videos, trained 3x the steps (rows patch8_long_wild*)
+LONG_WILD = {**read_profile(STEERING), "worlds.wild.videos": 144, "latent_actions.train.steps": 1200}
 DEFAULTS = Ablation("defaults", {}, "-", "params.yaml as committed, with the metrics committed beside it")
 ABLATIONS = [
     Ablation("no_blur", {"features.encoder.blur": 0.0}, "ours", "states without the 2 px blur"),
@@ -106,12 +108,11 @@ ABLATIONS = [
     Ablation("patch8_abs_positions", read_profile(STEERING), "ours",
              "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
              "content by an amount that depends on where it is)"),
-    Ablation("patch8_long_wild", {**read_profile(STEERING), "worlds.wild.videos": 144, "latent_actions.train.steps": 1200},
+    Ablation("patch8_long_wild", LONG_WILD,
              "ours", "the steering profile with 3x the wild videos and 3x the latent-action training steps together "
                      "(the paper's main setting leans on far more in-the-wild video, trained far longer; here more "
                      "steps alone overfit 48 videos and more videos alone diluted the same steps)"),
-    Ablation("patch8_long_wild_tabletop", {**read_profile(STEERING), "worlds.wild.videos": 144,
-                                           "latent_actions.train.steps": 1200, "worlds.wild.tabletop_share": 0.25},
+    Ablation("patch8_long_wild_tabletop", {**LONG_WILD, "worlds.wild.tabletop_share": 0.25},
              "ours", "patch8_long_wild, and a quarter of the wild videos show one hand at work over a table top "
                      "(at 48 videos and 400 steps such scenes taught the predictor arm scenes, not the planner)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
