@@ -56,7 +56,7 @@ from pipelines.experiments import set_param_args
 from pipelines.layout import ABLATION, LOCK_FILES, METRICS, PARAMS
 
 SECONDS = ABLATION / "seconds.json"
-STEERING = Path(__file__).resolve().parents[1] / "profiles" / "steering.yaml"  # row patch8_abs_positions
+STEERING = Path(__file__).resolve().parents[1] / "profiles" / "steering.yaml"  # row patch8_long_wild
 Keep = Callable[[str], bool]  # which variants a column takes
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 DEFAULTS_STATE = [PARAMS.as_posix(), *(f.as_posix() for f in LOCK_FILES), METRICS.as_posix()]  # a row changes these
@@ -71,8 +71,11 @@ class Ablation:
     why: str
 
 
-# the steering profile with 3x the wild videos, trained 3x the steps (rows patch8_long_wild*)
-LONG_WILD = {**read_profile(STEERING), "worlds.wild.videos": 144, "latent_actions.train.steps": 1200}
+# 8 px states blind to the flicker, grid positions in the predictor (row patch8_abs_positions)
+PATCH8_ABS_POSITIONS = {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
+                        "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True}
+# the steering profile: patch8_abs_positions with 3x the wild videos, trained 3x the steps (rows patch8_long_wild*)
+LONG_WILD = read_profile(STEERING)
 DEFAULTS = Ablation("defaults", {}, "-", "params.yaml as committed, with the metrics committed beside it")
 ABLATIONS = [
     Ablation("no_blur", {"features.encoder.blur": 0.0}, "ours", "states without the 2 px blur"),
@@ -105,11 +108,11 @@ ABLATIONS = [
                                    "features.encoder.gain_norm": True, "latent_actions.model.idm_depth": 2},
              "ours", "patch8_gain_norm with a 2-block IDM: its tokens compare s_t with s_t+1 before the readout "
                      "reads them"),
-    Ablation("patch8_abs_positions", read_profile(STEERING), "ours",
+    Ablation("patch8_abs_positions", PATCH8_ABS_POSITIONS, "ours",
              "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
              "content by an amount that depends on where it is)"),
     Ablation("patch8_long_wild", LONG_WILD,
-             "ours", "the steering profile with 3x the wild videos and 3x the latent-action training steps together "
+             "ours", "patch8_abs_positions with 3x the wild videos and 3x the latent-action training steps together "
                      "(the paper's main setting leans on far more in-the-wild video, trained far longer; here more "
                      "steps alone overfit 48 videos and more videos alone diluted the same steps)"),
     Ablation("patch8_long_wild_tabletop", {**LONG_WILD, "worlds.wild.tabletop_share": 0.25},

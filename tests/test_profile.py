@@ -28,13 +28,14 @@ def test_the_paper_profile_sets_the_papers_sizes_and_budget():
     assert params.controller.train.steps == 3000 and params.controller.train.batch_size == 256
 
 
-def test_the_steering_profile_changes_the_states_and_predictor_and_is_its_ablation_row():
+def test_the_steering_profile_changes_the_states_predictor_and_wild_data_and_is_its_ablation_row():
     params = load_params(ROOT / "params.yaml")
     changed, dropped = profile_changes(params, STEERING)
     assert changed == {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
-                       "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True}
+                       "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True,
+                       "worlds.wild.videos": 144, "latent_actions.train.steps": 1200}
     assert dropped == []
-    row = next(a for a in ABLATIONS if a.name == "patch8_abs_positions")
+    row = next(a for a in ABLATIONS if a.name == "patch8_long_wild")
     assert row.overrides == changed
 
 
