@@ -71,9 +71,11 @@ class Ablation:
     why: str
 
 
-# 8 px states blind to the flicker, grid positions in the predictor (row patch8_abs_positions)
-PATCH8_ABS_POSITIONS = {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
-                        "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True}
+# 8 px states blind to the flicker (row patch8_gain_norm and the rows built on it)
+PATCH8_GAIN_NORM = {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
+                    "features.encoder.gain_norm": True}
+# and grid positions in the predictor (row patch8_abs_positions)
+PATCH8_ABS_POSITIONS = {**PATCH8_GAIN_NORM, "latent_actions.model.abs_positions": True}
 # the steering profile: patch8_abs_positions with 3x the wild videos, trained 3x the steps (rows patch8_long_wild*)
 LONG_WILD = read_profile(STEERING)
 DEFAULTS = Ablation("defaults", {}, "-", "params.yaml as committed, with the metrics committed beside it")
@@ -93,19 +95,15 @@ ABLATIONS = [
              "ours", "gain_norm and abs_positions together, at the default 16 px states"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
-    Ablation("patch8_gain_norm", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
-                                  "features.encoder.gain_norm": True}, "ours",
+    Ablation("patch8_gain_norm", PATCH8_GAIN_NORM, "ours",
              "8 px patches everywhere and states blind to the flicker (the best latent planner of 2026-12-01)"),
-    Ablation("patch8_query_shift", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
-                                    "features.encoder.gain_norm": True, "latent_actions.model.query_shift": True},
+    Ablation("patch8_query_shift", {**PATCH8_GAIN_NORM, "latent_actions.model.query_shift": True},
              "ours", "patch8_gain_norm, and the condition also moves each attention head's queries (z can say where "
                      "content moves)"),
-    Ablation("patch8_decisions", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
-                                  "features.encoder.gain_norm": True, "worlds.wild.manipulator_motion": "decisions"},
+    Ablation("patch8_decisions", {**PATCH8_GAIN_NORM, "worlds.wild.manipulator_motion": "decisions"},
              "ours", "patch8_gain_norm, and the wild manipulators move in held steps the past does not predict, "
                      "as a planner's actions come"),
-    Ablation("patch8_idm_depth2", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
-                                   "features.encoder.gain_norm": True, "latent_actions.model.idm_depth": 2},
+    Ablation("patch8_idm_depth2", {**PATCH8_GAIN_NORM, "latent_actions.model.idm_depth": 2},
              "ours", "patch8_gain_norm with a 2-block IDM: its tokens compare s_t with s_t+1 before the readout "
                      "reads them"),
     Ablation("patch8_abs_positions", PATCH8_ABS_POSITIONS, "ours",
