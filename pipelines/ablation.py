@@ -25,8 +25,10 @@ seed's 100 episodes do not resolve a change smaller than about 0.15 (docs/findin
 
 `--variants` trains only the named latent-action variants (and fits controllers for those of them the
 committed `controller.variants` has), e.g. `--variants none zero none_app_d` for the main setting, its
-lower bound and App. D at about half the time of all eight; the table's `variants` column says which
-an experiment trained.
+lower bound and App. D at about half the time of all eight, as experiments named with the variants
+(`ablation-<name>[-seed<K>]+none+zero+none_app_d`), so a row run with other variants keeps its earlier
+runs; the table's `variants` column says which an experiment trained, and the seeds table takes each
+seed's best over its runs.
 
 The latent-action columns take the best variant trained in the paper's main setting (no windows
 from the labelled domains); the App. D columns the best variant trained with them. The metric
@@ -125,13 +127,14 @@ ABLATIONS = [
 ]
 
 
-def label(row: Ablation, seed: int | None = None) -> str:
-    """The row's name, with `-seed<K>` when it runs at a seed other than the committed one (None)."""
-    return row.name if seed is None else f"{row.name}-seed{seed}"
+def label(row: Ablation, seed: int | None = None, variants: list[str] | None = None) -> str:
+    """The row's name, with `-seed<K>` when it runs at a seed other than the committed one (None) and
+    `+<variant>...` when it trains only some latent-action variants (None: all)."""
+    return row.name + ("" if seed is None else f"-seed{seed}") + "".join(f"+{v}" for v in variants or [])
 
 
-def experiment_name(row: Ablation, seed: int | None = None) -> str:
-    return f"ablation-{label(row, seed)}"
+def experiment_name(row: Ablation, seed: int | None = None, variants: list[str] | None = None) -> str:
+    return f"ablation-{label(row, seed, variants)}"
 
 
 def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -209,23 +212,36 @@ def trials(rows: list[Ablation], seeds: list[int], committed: int) -> list[tuple
             if not (row is DEFAULTS and seed == committed)]
 
 
-def variant_overrides(chosen: list[str], params: dict) -> dict[str, list[str]]:
-    """The overrides that train only the `chosen` latent-action variants of `params` (HEAD's) and fit
-    controllers for those of them it fits; unknown names stop here."""
-    trained, fitted = params["latent_actions"]["variants"], params["controller"]["variants"]
+def only_variants(chosen: list[str] | None, params: dict) -> list[str] | None:
+    """The `chosen` latent-action variants in the order `params` (HEAD's) trains them; None when none
+    are chosen or they are all of them; unknown names stop here."""
+    if not chosen:
+        return None
+    trained = params["latent_actions"]["variants"]
     unknown = [v for v in chosen if v not in trained]
     if unknown:
         sys.exit(f"unknown latent-action variant(s) {', '.join(unknown)}; params.yaml's are: {', '.join(trained)}")
-    return {"latent_actions.variants": [v for v in trained if v in chosen],
-            "controller.variants": [v for v in fitted if v in chosen]}
+    only = [v for v in trained if v in chosen]
+    return None if only == trained else only
 
 
-def run_row(row: Ablation, seed: int | None = None, extra: dict | None = None) -> float:
-    """Run one row (at `seed`, None: the committed one; with the `extra` overrides) as a DVC experiment
-    from the committed defaults; returns its seconds. A row that already has an experiment is run
-    under a new name and replaces it only when it succeeds."""
-    name = experiment_name(row, seed)
-    overrides = {**row.overrides, **(extra or {}), **({} if seed is None else {"seed": seed})}
+def variant_overrides(only: list[str] | None, params: dict) -> dict[str, list[str]]:
+    """The overrides that train `only` these latent-action variants (None: all) and fit controllers for
+    those of them `params` fits."""
+    if only is None:
+        return {}
+    return {"latent_actions.variants": only, "controller.variants": [v for v in params["controller"]["variants"]
+                                                                     if v in only]}
+
+
+def run_row(row: Ablation, seed: int | None = None, only: list[str] | None = None, head: dict | None = None
+            ) -> float:
+    """Run one row (at `seed`, None: the committed one; training `only` these latent-action variants,
+    None: all) as a DVC experiment from the committed defaults; returns its seconds. A row that already
+    has an experiment at that seed with those variants is run under a new name and replaces it only
+    when it succeeds; its runs with other variants stay. `head`: HEAD's params (needed with `only`)."""
+    name, what = experiment_name(row, seed, only), label(row, seed, only)
+    overrides = {**row.overrides, **variant_overrides(only, head), **({} if seed is None else {"seed": seed})}
     existing = experiments(exp_show())
     trial = f"{name}-new" if name in existing else name
     if trial in existing:  # left by an earlier replacement that failed half-way
@@ -236,11 +252,11 @@ def run_row(row: Ablation, seed: int | None = None, extra: dict | None = None) -
                            "run", "--name", trial, *set_param_args(overrides)])
     seconds = time.perf_counter() - start
     if proc.returncode != 0:  # run() puts the defaults back on the way out
-        sys.exit(f"ablation {label(row, seed)}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
+        sys.exit(f"ablation {what}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
     if trial != name:  # the old experiment goes only once the new one holds its name
         for args in (("rename", name, f"{name}-old"), ("rename", trial, name), ("remove", f"{name}-old")):
             if dvc("exp", *args).returncode != 0:
-                sys.exit(f"ablation {label(row, seed)}: `dvc exp {' '.join(args)}` failed")
+                sys.exit(f"ablation {what}: `dvc exp {' '.join(args)}` failed")
     return seconds
 
 
@@ -251,19 +267,19 @@ def run(names: list[str], seeds: list[int] | None = None, variants: list[str] | 
     check_defaults_committed()
     shown = exp_show()
     existing, head = experiments(shown), params_of(committed(shown))
-    head_seed, extra = head["seed"], variant_overrides(variants, head) if variants else {}
+    head_seed, only = head["seed"], only_variants(variants, head)
     todo = trials(select(names) if names else [DEFAULTS, *ABLATIONS], seeds or [head_seed], head_seed)
     if not names:
-        todo = [(row, seed) for row, seed in todo if experiment_name(row, seed) not in existing]
+        todo = [(row, seed) for row, seed in todo if experiment_name(row, seed, only) not in existing]
     if not todo:
         print("nothing to run: every row has an experiment at these seeds (name rows to run them again), "
               "and the defaults at the committed seed are the committed metrics")
         return
     try:
         for row, seed in todo:
-            seconds = run_row(row, seed, extra)
-            save_seconds(label(row, seed), seconds)
-            print(f"ablation {label(row, seed)}: {seconds / 60:.1f} min", flush=True)
+            seconds = run_row(row, seed, only, head)
+            save_seconds(label(row, seed, only), seconds)
+            print(f"ablation {label(row, seed, only)}: {seconds / 60:.1f} min", flush=True)
     finally:
         restore_defaults()
 
@@ -431,10 +447,13 @@ def table_row(row: Ablation, entry: dict | None, seconds: float | None, seed: in
     return head | cells | {"minutes": number(minutes, ".1f")}
 
 
-def other_seeds(found: dict[str, dict], row: Ablation) -> list[int]:
-    """The seeds other than the committed one at which `row` has an experiment, in order."""
-    pattern = re.compile(re.escape(experiment_name(row)) + r"-seed(\d+)")
-    return sorted(int(m.group(1)) for name in found if (m := pattern.fullmatch(name or "")))
+def row_runs(found: dict[str, dict], row: Ablation, committed_seed: int) -> list[tuple[int, str, dict]]:
+    """(seed, label, entry) of each experiment of `row` (at any seed, with any variants), the committed
+    seed first, then by seed and label."""
+    pattern = re.compile(re.escape(experiment_name(row)) + r"(?:-seed(\d+))?(?:\+\w+)*")
+    runs = [(committed_seed if m.group(1) is None else int(m.group(1)), name.removeprefix("ablation-"), entry)
+            for name, entry in found.items() if (m := pattern.fullmatch(name or ""))]
+    return sorted(runs, key=lambda run: (run[0] != committed_seed, run[0], run[1]))
 
 
 def spread(values: list[float | None]) -> str:
@@ -445,31 +464,40 @@ def spread(values: list[float | None]) -> str:
     return f"{sum(present) / len(present):.2f} [{min(present):.2f}, {max(present):.2f}]"
 
 
-def seeds_row(row: Ablation, runs: dict[int, dict]) -> dict[str, str]:
-    """One row of the seeds table: each closed-loop success as mean [min, max] over the seed runs."""
-    rates = [success_rates(metrics_of(entry), app_d(entry)) for entry in runs.values()]
+def best_of(rates: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """Per column, the highest value the runs have (one seed's runs that trained different variants)."""
+    return {column: max((r[column] for r in rates if r[column] is not None), default=None) for column in rates[0]}
+
+
+def seeds_row(row: Ablation, runs: dict[int, list[dict]]) -> dict[str, str]:
+    """One row of the seeds table: each closed-loop success as mean [min, max] over the seeds, each
+    seed's the best of its runs."""
+    rates = [best_of([success_rates(metrics_of(entry), app_d(entry)) for entry in entries])
+             for entries in runs.values()]
     return ({"ablation": row.name, "seeds": ", ".join(map(str, runs))}
             | {column: spread([r[column] for r in rates]) for column in rates[0]})
 
 
 def table() -> str:
-    """The Markdown table: the committed defaults, then every row of ABLATIONS, a line per seed run;
-    then, when some row ran at two seeds or more, the seeds table."""
+    """The Markdown table: the committed defaults, then every row of ABLATIONS, a line per experiment
+    (per seed, and per set of variants trained); then, when some row ran at two seeds or more, the
+    seeds table."""
     shown, seconds = exp_show(), read_seconds()
     found, head = experiments(shown), committed(shown)
     seed = params_of(head).get("seed")
     lines, groups = [], []
     for row in [DEFAULTS, *ABLATIONS]:
-        entry = head if row is DEFAULTS else found.get(experiment_name(row))
-        lines.append(table_row(row, entry, None if row is DEFAULTS else seconds.get(row.name), seed,
-                               trained_variants(entry, head)))
-        runs = {seed: entry} if entry else {}
-        for other in other_seeds(found, row):
-            runs[other] = found[experiment_name(row, other)]
-            lines.append(table_row(row, runs[other], seconds.get(label(row, other)), other,
-                                   trained_variants(runs[other], head)))
-        if len(runs) > 1:
-            groups.append(seeds_row(row, runs))
+        runs = row_runs(found, row, seed)
+        if row is DEFAULTS:
+            runs.insert(0, (seed, row.name, head))  # its minutes are the default run's, not in seconds.json
+        lines += ([table_row(row, entry, None if entry is head else seconds.get(name), at,
+                             trained_variants(entry, head)) for at, name, entry in runs]
+                  or [table_row(row, None, None, seed, "-")])
+        by_seed: dict[int, list[dict]] = {}
+        for at, _, entry in runs:
+            by_seed.setdefault(at, []).append(entry)
+        if len(by_seed) > 1:
+            groups.append(seeds_row(row, by_seed))
     markdown = pd.DataFrame(lines).to_markdown(index=False)
     if groups:
         markdown += ("\n\nOver seeds, each closed-loop success (the best variant of each seed run) as its mean "

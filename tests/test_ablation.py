@@ -33,16 +33,16 @@ def test_a_row_runs_as_an_experiment_and_fills_its_row(project):  # noqa: F811
     (repo / "params.yaml").write_bytes(params_before)
 
     out = run([sys.executable, "-m", "pipelines.ablation", "run", "no_blur", "--variants", "none"], repo, env)
-    assert "ablation no_blur:" in out and " min" in out
+    assert "ablation no_blur+none:" in out and " min" in out  # named with the one variant it trains
     assert "Running stage 'worlds'" not in out  # from the committed defaults, only what the override changes
     assert (repo / "params.yaml").read_bytes() == params_before  # the defaults are back after the row
     assert [(repo / f).read_bytes() for f in LOCK_FILES] == locks_before
     shown = json.loads(exp_show(repo, env))
     entries = {exp["name"]: exp["revs"][0] for entry in shown for exp in entry.get("experiments") or []}
-    ran = entries["ablation-no_blur"]["data"]["params"]["params.yaml"]["data"]
+    ran = entries["ablation-no_blur+none"]["data"]["params"]["params.yaml"]["data"]
     assert ran["features"]["encoder"]["blur"] == 0
     assert ran["latent_actions"]["variants"] == ["none"] and ran["controller"]["variants"] == ["none"]  # no `zero`
-    assert "no_blur" in json.loads((repo / "data/ablation/seconds.json").read_text())
+    assert "no_blur+none" in json.loads((repo / "data/ablation/seconds.json").read_text())
 
     rows = markdown_rows(run([sys.executable, "-m", "pipelines.ablation", "table"], repo, env))
     assert re.match(r"-?\d+\.\d+", rows["defaults"]["success arm WM"])  # read from the committed metrics
@@ -81,6 +81,7 @@ def test_rows_run_at_each_seed_and_the_defaults_only_at_other_seeds():
                                                           ("patch8", 1), ("patch8", 2)]
     assert ablation.experiment_name(patch8, 1) == "ablation-patch8-seed1"
     assert ablation.experiment_name(patch8) == "ablation-patch8"
+    assert ablation.experiment_name(patch8, 1, ["none", "none_app_d"]) == "ablation-patch8-seed1+none+none_app_d"
     with pytest.raises(SystemExit, match="unknown ablation"):
         ablation.select(["patch9"])
 
@@ -88,10 +89,14 @@ def test_rows_run_at_each_seed_and_the_defaults_only_at_other_seeds():
 def test_variants_restrict_training_and_the_controllers_in_the_committed_order():
     head = {"latent_actions": {"variants": ["sparse", "none", "zero", "none_app_d"]},
             "controller": {"variants": ["sparse", "none", "none_app_d"]}}
-    assert ablation.variant_overrides(["none_app_d", "zero", "none"], head) == {
+    only = ablation.only_variants(["none_app_d", "zero", "none"], head)
+    assert only == ["none", "zero", "none_app_d"]
+    assert ablation.variant_overrides(only, head) == {
         "latent_actions.variants": ["none", "zero", "none_app_d"], "controller.variants": ["none", "none_app_d"]}
+    assert ablation.only_variants(["zero", "none_app_d", "none", "sparse"], head) is None  # all: the plain name
+    assert ablation.only_variants(None, head) is None and ablation.variant_overrides(None, head) == {}
     with pytest.raises(SystemExit, match="unknown latent-action variant.*nonee"):
-        ablation.variant_overrides(["nonee"], head)
+        ablation.only_variants(["nonee"], head)
 
 
 def planning_entry(rev: str, seed: int, arm: dict[str, float], nav: dict[str, float]) -> dict:
@@ -112,23 +117,31 @@ def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
     runs = {"ablation-patch8": entry("b" * 40, 0, 0.7, 0.2, 0.4, 0.6),  # noisy is this seed's best latent
             "ablation-patch8-seed1": entry("c" * 40, 1, 0.5, 0.3, 0.1, 0.4),
             "ablation-patch8_gain_norm-seed1": entry("d" * 40, 1, 0.9, 0.9, 0.9, 0.9),  # another row's
+            "ablation-patch8-seed1-new": entry("9" * 40, 1, 0.9, 0.9, 0.9, 0.9),  # a replacement left half-way
+            # seed 2 in two runs, each training one variant: the seeds table takes the best of both
+            "ablation-patch8-seed2+none_app_d": planning_entry("0" * 40, 2, {"world_model": 0.6, "none_app_d": 0.7},
+                                                               {"world_model": 0.3, "none_app_d": 0.2}),
+            "ablation-patch8-seed2+none": planning_entry("f" * 40, 2, {"world_model": 0.6, "none": 0.5},
+                                                         {"world_model": 0.3, "none": 0.25}),
             "ablation-defaults-seed3": entry("e" * 40, 3, 0.8, 0.1, 0.0, 0.3)}
     shown = [{"rev": "workspace"}, {**head, "experiments": [{"name": n, "revs": [e]} for n, e in runs.items()]}]
     monkeypatch.setattr(ablation, "exp_show", lambda: shown)
-    monkeypatch.setattr(ablation, "read_seconds", lambda: {"patch8-seed1": 600.0})
+    monkeypatch.setattr(ablation, "read_seconds", lambda: {"patch8-seed1": 600.0, "patch8-seed2+none_app_d": 120.0})
     main, seeds = ablation.table().split("Over seeds")
     lines = [[c.strip() for c in line.strip("|").split("|")] for line in main.splitlines() if line.startswith("|")]
     header, body = lines[0], lines[2:]
     got = [(cells[0], cells[header.index("seed")], cells[header.index("experiment")],
             cells[header.index("minutes")]) for cells in body if cells[0] in ("defaults", "patch8")]
     assert got == [("defaults", "0", "aaaaaaa", "-"), ("defaults", "3", "eeeeeee", "-"),
-                   ("patch8", "0", "bbbbbbb", "-"), ("patch8", "1", "ccccccc", "10.0")]
+                   ("patch8", "0", "bbbbbbb", "-"), ("patch8", "1", "ccccccc", "10.0"),
+                   ("patch8", "2", "fffffff", "-"), ("patch8", "2", "0000000", "2.0")]
     summary = markdown_rows(seeds[seeds.index("|"):])
     assert set(summary) == {"defaults", "patch8"}  # patch8_gain_norm ran at one seed only
-    assert summary["patch8"]["seeds"] == "0, 1"
-    assert summary["patch8"]["success arm latent"] == "0.35 [0.30, 0.40]"  # best of none / noisy per seed
+    assert summary["patch8"]["seeds"] == "0, 1, 2"
+    assert summary["patch8"]["success arm latent"] == "0.40 [0.30, 0.50]"  # best of none / noisy per seed
     assert summary["patch8"]["success arm WM"] == "0.60 [0.50, 0.70]"
-    assert summary["patch8"]["success arm App. D"] == "0.50 [0.40, 0.60]"
-    assert summary["patch8"]["success nav latent"] == "0.12 [0.10, 0.15]"
+    assert summary["patch8"]["success arm App. D"] == "0.57 [0.40, 0.70]"
+    assert summary["patch8"]["success nav latent"] == "0.17 [0.10, 0.25]"
+    assert summary["patch8"]["success nav App. D"] == "0.20 [0.20, 0.20]"  # seed 2's alone
     assert summary["defaults"]["success arm WM"] == "0.70 [0.60, 0.80]"
     assert summary["defaults"]["success nav App. D"] == "-"  # no App. D planner on nav in these entries
