@@ -33,10 +33,13 @@ def test_the_steering_profile_changes_the_states_predictor_and_wild_data_and_is_
     changed, dropped = profile_changes(params, STEERING)
     assert changed == {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
                        "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True,
-                       "worlds.wild.videos": 144, "latent_actions.train.steps": 1200}
+                       "worlds.wild.videos": 144, "latent_actions.train.steps": 1200,
+                       "worlds.wild.tabletop_share": 0.25}
     assert dropped == []
-    row = next(a for a in ABLATIONS if a.name == "patch8_long_wild")
+    row = next(a for a in ABLATIONS if a.name == "patch8_long_wild_tabletop")
     assert row.overrides == changed
+    without = next(a for a in ABLATIONS if a.name == "patch8_long_wild")  # its experiments keep their params
+    assert without.overrides == {k: v for k, v in changed.items() if k != "worlds.wild.tabletop_share"}
 
 
 def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
