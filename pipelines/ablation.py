@@ -134,8 +134,12 @@ def label(row: Ablation, seed: int | None = None, variants: list[str] | None = N
     return row.name + ("" if seed is None else f"-seed{seed}") + "".join(f"+{v}" for v in variants or [])
 
 
+PREFIX = "ablation-"  # of every experiment name
+NEW, OLD = "-new", "-old"  # suffixes of an experiment while it replaces another, or is replaced
+
+
 def experiment_name(row: Ablation, seed: int | None = None, variants: list[str] | None = None) -> str:
-    return f"ablation-{label(row, seed, variants)}"
+    return f"{PREFIX}{label(row, seed, variants)}"
 
 
 def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -244,7 +248,7 @@ def run_row(row: Ablation, seed: int | None = None, only: list[str] | None = Non
     name, what = experiment_name(row, seed, only), label(row, seed, only)
     overrides = {**row.overrides, **variant_overrides(only, head), **({} if seed is None else {"seed": seed})}
     existing = experiments(exp_show())
-    trial = f"{name}-new" if name in existing else name
+    trial = f"{name}{NEW}" if name in existing else name
     if trial in existing:  # left by an earlier replacement that failed half-way
         dvc("exp", "remove", trial)
     restore_defaults()
@@ -255,7 +259,7 @@ def run_row(row: Ablation, seed: int | None = None, only: list[str] | None = Non
     if proc.returncode != 0:  # run() puts the defaults back on the way out
         sys.exit(f"ablation {what}: `dvc exp run` failed (exit {proc.returncode}) after {seconds:.0f} s")
     if trial != name:  # the old experiment goes only once the new one holds its name
-        for args in (("rename", name, f"{name}-old"), ("rename", trial, name), ("remove", f"{name}-old")):
+        for args in (("rename", name, f"{name}{OLD}"), ("rename", trial, name), ("remove", f"{name}{OLD}")):
             if dvc("exp", *args).returncode != 0:
                 sys.exit(f"ablation {what}: `dvc exp {' '.join(args)}` failed")
     return seconds
@@ -449,11 +453,12 @@ def table_row(row: Ablation, entry: dict | None, seconds: float | None, seed: in
 
 
 def row_runs(found: dict[str, dict], row: Ablation, committed_seed: int) -> list[tuple[int, str, dict]]:
-    """(seed, label, entry) of each experiment of `row` (at any seed, with any variants), the committed
-    seed first, then by seed and label."""
-    pattern = re.compile(re.escape(experiment_name(row)) + r"(?:-seed(\d+))?(?:\+\w+)*")
-    runs = [(committed_seed if m.group(1) is None else int(m.group(1)), name.removeprefix("ablation-"), entry)
-            for name, entry in found.items() if (m := pattern.fullmatch(name or ""))]
+    """(seed, label, entry) of each experiment of `row` (at any seed, with any variants; not one left
+    half-way by a replacement), the committed seed first, then by seed and label."""
+    pattern = re.compile(re.escape(experiment_name(row)) + r"(?:-seed(\d+))?(?:\+[\w-]+)*")
+    runs = [(committed_seed if m.group(1) is None else int(m.group(1)), name.removeprefix(PREFIX), entry)
+            for name, entry in found.items()
+            if (m := pattern.fullmatch(name or "")) and not name.endswith((NEW, OLD))]
     return sorted(runs, key=lambda run: (run[0] != committed_seed, run[0], run[1]))
 
 

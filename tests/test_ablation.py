@@ -118,6 +118,8 @@ def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
             "ablation-patch8-seed1": entry("c" * 40, 1, 0.5, 0.3, 0.1, 0.4),
             "ablation-patch8_gain_norm-seed1": entry("d" * 40, 1, 0.9, 0.9, 0.9, 0.9),  # another row's
             "ablation-patch8-seed1-new": entry("9" * 40, 1, 0.9, 0.9, 0.9, 0.9),  # a replacement left half-way
+            "ablation-patch8-seed2+none-new": entry("8" * 40, 2, 0.9, 0.9, 0.9, 0.9),  # and one of a variant run
+            "ablation-patch8-seed2+my-variant": planning_entry("7" * 40, 2, {"world_model": 0.6}, {"world_model": 0.3}),
             # seed 2 in two runs, each training one variant: the seeds table takes the best of both
             "ablation-patch8-seed2+none_app_d": planning_entry("0" * 40, 2, {"world_model": 0.6, "none_app_d": 0.7},
                                                                {"world_model": 0.3, "none_app_d": 0.2}),
@@ -134,7 +136,7 @@ def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
             cells[header.index("minutes")]) for cells in body if cells[0] in ("defaults", "patch8")]
     assert got == [("defaults", "0", "aaaaaaa", "-"), ("defaults", "3", "eeeeeee", "-"),
                    ("patch8", "0", "bbbbbbb", "-"), ("patch8", "1", "ccccccc", "10.0"),
-                   ("patch8", "2", "fffffff", "-"), ("patch8", "2", "0000000", "2.0")]
+                   ("patch8", "2", "7777777", "-"), ("patch8", "2", "fffffff", "-"), ("patch8", "2", "0000000", "2.0")]
     summary = markdown_rows(seeds[seeds.index("|"):])
     assert set(summary) == {"defaults", "patch8"}  # patch8_gain_norm ran at one seed only
     assert summary["patch8"]["seeds"] == "0, 1, 2"
