@@ -34,12 +34,13 @@ def test_the_steering_profile_changes_the_states_predictor_and_wild_data_and_is_
     assert changed == {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
                        "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True,
                        "worlds.wild.videos": 144, "latent_actions.train.steps": 1200,
-                       "worlds.wild.tabletop_share": 0.25}
+                       "worlds.wild.tabletop_share": 0.25, "latent_actions.regularizers.noisy.beta": 1e-5}
     assert dropped == []
-    row = next(a for a in ABLATIONS if a.name == "patch8_long_wild_tabletop")
-    assert row.overrides == changed
-    without = next(a for a in ABLATIONS if a.name == "patch8_long_wild")  # its experiments keep their params
-    assert without.overrides == {k: v for k, v in changed.items() if k != "worlds.wild.tabletop_share"}
+    rows = {a.name: a.overrides for a in ABLATIONS}
+    assert rows["patch8_long_wild_tabletop_noisy_light"] == changed
+    earlier = {k: v for k, v in changed.items() if k != "latent_actions.regularizers.noisy.beta"}
+    assert rows["patch8_long_wild_tabletop"] == earlier  # the rows it grew from keep their params (and experiments)
+    assert rows["patch8_long_wild"] == {k: v for k, v in earlier.items() if k != "worlds.wild.tabletop_share"}
 
 
 def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
