@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
+from lawm.config import leaves, load_params, with_overrides
 from pipelines import ablation
-from pipelines.layout import LOCK_FILES
+from pipelines.layout import LOCK_FILES, PARAMS
 from tests.test_dvc import project, run  # noqa: F401  (the fixture: a git + DVC copy with tiny params)
 
 
@@ -147,3 +148,16 @@ def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
     assert summary["patch8"]["success nav App. D"] == "0.20 [0.20, 0.20]"  # seed 2's alone
     assert summary["defaults"]["success arm WM"] == "0.70 [0.60, 0.80]"
     assert summary["defaults"]["success nav App. D"] == "-"  # no App. D planner on nav in these entries
+
+
+def test_every_row_names_params_keys_and_changes_each_of_them():
+    """A typo in a row's overrides would otherwise surface only after DVC has started the row."""
+    params = load_params(PARAMS)
+    before = leaves(params.model_dump(mode="json"))
+    names = [row.name for row in [ablation.DEFAULTS, *ablation.ABLATIONS]]
+    assert len(names) == len(set(names))
+    for row in ablation.ABLATIONS:
+        after = leaves(with_overrides(params, row.overrides).model_dump(mode="json"))
+        assert row.overrides and row.source in ("paper", "ours") and row.why, row.name
+        for key, value in row.overrides.items():
+            assert key in before and after[key] == value != before[key], (row.name, key)
