@@ -11,14 +11,17 @@ goal cost ||s_H - s_goal||_2.
   folded    `lawm.planning.cem.goal_cost`, the default: all samples of an iteration in chunks of
             `planning.batch` rollouts (KV-cached), stepped in the model's width (the 1536-d
             states are never built: `folded_distances`)
+  bf16      folded, in bfloat16 (`planning.precision`: autocast, bf16 matmuls with fp32
+            accumulation; the default where the machine has bf16 matrix units: `auto`)
   per-sample  folded, but the first step's action-free work (`context`: the controller's memory)
             computed for every sample instead of once per episode (the path before 2026-12-04)
   built     the same batched rollouts building every predicted state (`fold=False`)
   loop      the built rollouts one sample at a time (batch 1)
 
-One CEM iteration of one episode is timed the four ways, in alternation (best of N), after a
-check that all four give the same costs; ms per plan is then measured directly: 15 iterations,
-folded, for 1 episode and for 16 episodes at once. Last,
+One CEM iteration of one episode is timed the five ways, in alternation (best of N), after a
+check that all five give the same costs (bf16 within its rounding); ms per plan is then measured
+directly at params.yaml's `planning.precision` on this machine: 15 iterations, folded, for 1
+episode and for 16 episodes at once. Last,
 the chunk size (`planning.batch`, rollouts per forward pass): one iteration of 16 episodes
 (4,800 rollouts) of the real-action world model at several sizes.
 Results: benchmarks/results/planning.json.
@@ -39,6 +42,7 @@ from lawm.config import CEMConfig
 from lawm.dynamics import ActionSpace, rollout
 from lawm.models import ActionWorldModel, ControlledWorldModel, Controller, Predictor
 from lawm.planning.cem import cem, goal_cost
+from lawm.runtime import compute_dtype
 
 GRID, TOKENS, TOKEN_DIM, ACTION_DIM = (4, 4), 16, 1536, 2
 CHUNKS = (16, 64, 256, 1024, 4096)
@@ -108,24 +112,29 @@ def run(quick: bool) -> dict:
     start, goal = random_states(1, g), random_states(1, g)
     plans = torch.randn(1, PAPER.samples, PAPER.horizon, ACTION_DIM, generator=g)
     low, high = space.bounds
+    dtype = compute_dtype(params.planning.precision, torch.device("cpu"))  # of the default run here
     rows = []
     for name, dynamics in models(params).items():
         folded = goal_cost(dynamics, space, start, goal, batch=params.planning.batch)
+        bf16 = goal_cost(dynamics, space, start, goal, batch=params.planning.batch, dtype=torch.bfloat16)
         per_sample = goal_cost(PerSampleContext(dynamics), space, start, goal, batch=params.planning.batch)
         built = goal_cost(dynamics, space, start, goal, batch=params.planning.batch, fold=False)
         looped = loop_cost(dynamics, space, start, goal)
         for other in (per_sample, built, looped):  # the same work
             torch.testing.assert_close(folded(plans), other(plans), atol=1e-3, rtol=1e-4)
-        t = interleaved({"folded": lambda: folded(plans), "per-sample": lambda: per_sample(plans),
-                         "built": lambda: built(plans), "loop": lambda: looped(plans)}, repeats=2 if quick else 3)
+        torch.testing.assert_close(folded(plans), bf16(plans), atol=1e-2, rtol=2e-2)
+        t = interleaved({"folded": lambda: folded(plans), "bf16": lambda: bf16(plans),
+                         "per-sample": lambda: per_sample(plans), "built": lambda: built(plans),
+                         "loop": lambda: looped(plans)}, repeats=2 if quick else 3)
         per_plan = {}
         for episodes in (1, 16):
             cfg = PAPER.model_copy(update={"iterations": 2}) if quick else PAPER
             starts, goals = start.expand(episodes, -1, -1), goal.expand(episodes, -1, -1)
             tick = time.perf_counter()
-            cem(goal_cost(dynamics, space, starts, goals, params.planning.batch), episodes, ACTION_DIM, cfg, low, high, g)
+            cem(goal_cost(dynamics, space, starts, goals, params.planning.batch, dtype=dtype), episodes, ACTION_DIM, cfg, low, high, g)
             per_plan[episodes] = 1000 * (time.perf_counter() - tick) / episodes * PAPER.iterations / cfg.iterations
-        rows.append({"model": name, "iteration_folded_s": t["folded"], "iteration_per_sample_s": t["per-sample"],
+        rows.append({"model": name, "iteration_folded_s": t["folded"], "iteration_bf16_s": t["bf16"],
+                     "folded_over_bf16": t["folded"] / t["bf16"], "iteration_per_sample_s": t["per-sample"],
                      "per_sample_over_folded": t["per-sample"] / t["folded"], "iteration_built_s": t["built"],
                      "iteration_loop_s": t["loop"], "built_over_folded": t["built"] / t["folded"],
                      "loop_over_built": t["loop"] / t["built"], "ms_per_plan_1": per_plan[1],
@@ -137,18 +146,20 @@ def run(quick: bool) -> dict:
     t = interleaved(chunks, repeats=1 if quick else 2)
     tokens = many.shape[0] * many.shape[1] * PAPER.horizon * TOKENS
     chunk_rows = [{"batch": b, "seconds": t[f"batch {b}"], "tokens_per_s": tokens / t[f"batch {b}"]} for b in CHUNKS]
-    return {"settings": PAPER.model_dump(), "rows": rows, "chunks": chunk_rows}
+    return {"settings": PAPER.model_dump(), "plan_dtype": str(dtype), "rows": rows, "chunks": chunk_rows}
 
 
 def report(res: dict) -> str:
-    rows = [[r["model"], r["iteration_folded_s"], r["iteration_per_sample_s"], r["iteration_built_s"],
-             r["iteration_loop_s"], r["per_sample_over_folded"], r["built_over_folded"], r["loop_over_built"],
+    rows = [[r["model"], r["iteration_folded_s"], r["iteration_bf16_s"], r["iteration_per_sample_s"],
+             r["iteration_built_s"], r["iteration_loop_s"], r["folded_over_bf16"], r["per_sample_over_folded"],
+             r["built_over_folded"], r["loop_over_built"],
              r["ms_per_plan_1"], r["ms_per_plan_16"]] for r in res["rows"]]
     return "\n\n".join([
-        table(["model", "1 iteration folded (s)", "per-sample context (s)", "built (s)", "loop (s)",
-               "per-sample/folded", "built/folded", "loop/built",
-               "ms per plan, folded (1 episode)", "ms per plan, folded (16 at once)"], rows,
-              title="CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed both ways)"),
+        table(["model", "1 iteration folded (s)", "folded bf16 (s)", "per-sample context (s)", "built (s)",
+               "loop (s)", "folded/bf16", "per-sample/folded", "built/folded", "loop/built",
+               "ms per plan (1 episode)", "ms per plan (16 at once)"], rows,
+              title=f"CEM, 300 samples x 15 iterations, horizon 3 (one iteration timed each way; plans in "
+                    f"{res['plan_dtype']})"),
         table(["rollouts per forward pass", "seconds", "predicted tokens/s"],
               [[r["batch"], r["seconds"], r["tokens_per_s"]] for r in res["chunks"]],
               title="One iteration of 16 episodes (4,800 rollouts), real-action world model")])

@@ -371,6 +371,7 @@ class PlanningConfig(Strict):
     recon: ProtocolConfig  # RECON protocol (`nav`): straight-line plans, ATE and RPE
     closed_loop: ClosedLoopConfig
     batch: PositiveInt  # rollouts evaluated per forward pass
+    precision: Literal["auto", "float32", "bfloat16"]  # of the rollouts (lawm.runtime.compute_dtype)
 
 
 # --- the whole file -----------------------------------------------------------------------------

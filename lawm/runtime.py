@@ -1,5 +1,5 @@
-"""How a lawm process uses the machine: its torch device, its CPU intra-op threads, and how its
-OpenMP threads wait.
+"""How a lawm process uses the machine: its torch device, its CPU intra-op threads, how its
+OpenMP threads wait, and whether bfloat16 pays on it.
 
 `resolve_device` turns the `device` param (cpu | auto | cuda | cuda:N, validated by lawm.config)
 into a torch device; `auto` is the first CUDA device where there is one, else the CPU.
@@ -11,6 +11,10 @@ the others spinning. On 2 cores, a training step took 3.8x as long beside one bu
 300,000 brings that to 2.4x at the same speed alone; `OMP_WAIT_POLICY=PASSIVE` gives 1.5x but is
 slower alone. libgomp reads these when torch loads, so `lawm/__init__` sets the default before
 anything imports torch; a value already in the environment wins.
+
+`compute_dtype` resolves a `precision` param (auto | float32 | bfloat16): `auto` is bfloat16
+only where the device has bfloat16 matrix units (a GPU that supports it, a CPU with AMX or
+AVX-512 BF16); on an AVX2 CPU a bfloat16 matmul ran 300x slower than float32 (docs/benchmarks.md).
 
 `configure_threads` gives a process its intra-op threads: `LAWM_THREADS` if set, else
 `OMP_NUM_THREADS` if set, else every core the process may run on (its CPU affinity), and never
@@ -91,3 +95,21 @@ def device_of(model) -> "torch.device":  # noqa: F821
 
     parameters = getattr(model, "parameters", None)
     return next(parameters(), torch.empty(0)).device if parameters is not None else torch.device("cpu")
+
+
+def bfloat16_is_fast(device) -> bool:
+    """Whether `device` has bfloat16 matrix units (see the module docstring)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def compute_dtype(precision: str, device) -> "torch.dtype":  # noqa: F821
+    """The dtype a `precision` param names on `device` (auto: bfloat16 where `bfloat16_is_fast`)."""
+    import torch
+
+    if precision == "auto":
+        return torch.bfloat16 if bfloat16_is_fast(device) else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[precision]

@@ -23,7 +23,7 @@ from lawm.planning import trials
 from lawm.planning.closed_loop import Timing
 from lawm.planning.domains import labelled
 from lawm.planning.planners import CEMPlanner, Oracle, Planner, RandomPlanner
-from lawm.runtime import resolve_device
+from lawm.runtime import compute_dtype, resolve_device
 from lawm.worlds import make_sim
 from pipelines.layout import FEATURES, PLANNING, controllers, latent_actions, world_model
 from pipelines.stage import Stopwatch, main, write_metrics
@@ -32,11 +32,12 @@ from pipelines.stage import Stopwatch, main, write_metrics
 def load_planners(params: Params, domain: str) -> dict[str, Planner]:
     """Name -> planner: the real-action world model, each variant through its controller, random, oracle."""
     batch, device = params.planning.batch, resolve_device(params.device)
-    planners = {"world_model": CEMPlanner(load_model(world_model(domain) / "model.pt", device), batch)}
+    dtype = compute_dtype(params.planning.precision, device)
+    planners = {"world_model": CEMPlanner(load_model(world_model(domain) / "model.pt", device), batch, dtype)}
     for variant in params.controller.variants:
         lam = load_model(latent_actions(variant) / "model.pt", device)
         controller = load_model(controllers(variant, domain) / "controller.pt", device)
-        planners[variant] = CEMPlanner(ControlledWorldModel(lam.predictor, controller), batch)
+        planners[variant] = CEMPlanner(ControlledWorldModel(lam.predictor, controller), batch, dtype)
     return {**planners, "random": RandomPlanner(), "oracle": Oracle()}
 
 
@@ -67,7 +68,8 @@ def evaluate_planning(params_file: str = "params.yaml", features_dir: str = str(
                       out_dir: str = str(PLANNING)) -> dict:
     log = get_run_logger()
     params = load_params(params_file)
-    config = {"seed": params.seed, "planning": params.planning.model_dump(mode="json"),
+    dtype = compute_dtype(params.planning.precision, resolve_device(params.device))
+    config = {"seed": params.seed, "planning": params.planning.model_dump(mode="json"), "rollout_dtype": str(dtype),
               "variants": params.controller.variants, "domains": params.world_model.domains}
     clock = Stopwatch()
     with tracking.stage_run("evaluate_planning", config):

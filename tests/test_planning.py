@@ -207,3 +207,25 @@ def test_folded_goal_cost_equals_building_the_states(name):
                       iterations=3), low, high, torch.Generator().manual_seed(0)) for fold in (True, False)}
     torch.testing.assert_close(best[True][0], best[False][0])
     torch.testing.assert_close(best[True][1], best[False][1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["action world model", "latent model + controller"])
+@pytest.mark.parametrize("fold", [True, False])
+def test_bfloat16_rollouts_give_the_float32_costs_and_as_good_plans(name, fold):
+    """The fast path on machines with bf16 matrix units (planning.precision): costs within bf16's
+    rounding of the float32 reference, and CEM's plans, scored by the reference, as cheap as its own."""
+    dynamics = world_models()[name]
+    g = torch.Generator().manual_seed(3)
+    space = ActionSpace.from_actions(torch.randn(500, 2, generator=g))
+    starts, goals = torch.randn(4, 6, 48, generator=g), torch.randn(4, 6, 48, generator=g)
+    plans = torch.randn(4, 9, 3, 2, generator=g)
+    reference = goal_cost(dynamics, space, starts, goals, batch=5, fold=fold)
+    fast = goal_cost(dynamics, space, starts, goals, batch=5, fold=fold, dtype=torch.bfloat16)
+    assert not torch.equal(fast(plans), reference(plans))  # it ran in bf16
+    torch.testing.assert_close(fast(plans), reference(plans), rtol=2e-2, atol=1e-2)
+    low, high = space.bounds
+    best = {dtype: cem(goal_cost(dynamics, space, starts, goals, 16, fold=fold, dtype=dtype), 4, 2,
+                       cfg(samples=32, elites=4, iterations=3), low, high, torch.Generator().manual_seed(0))
+            for dtype in (torch.float32, torch.bfloat16)}
+    scored = reference(best[torch.bfloat16][0][:, None])[:, 0]  # [E] the bf16 plans at float32 cost
+    torch.testing.assert_close(scored, best[torch.float32][1], rtol=2e-2, atol=1e-2)

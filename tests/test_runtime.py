@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from lawm.runtime import thread_count, usable_cores
+from lawm.runtime import compute_dtype, thread_count, usable_cores
 from tests.conftest import ROOT
 
 
@@ -29,3 +30,12 @@ def test_a_stage_process_sets_openmp_before_torch_and_its_threads_from_the_knob(
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "LAWM_THREADS": "1"},
                          capture_output=True, text=True, timeout=120, check=True).stdout.split()
     assert out == ["3000", "1"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
+def test_auto_precision_is_bfloat16_exactly_on_cpus_with_bfloat16_units():
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    has_units = "amx_tile" in flags or "avx512_bf16" in flags
+    cpu = torch.device("cpu")
+    assert compute_dtype("auto", cpu) == (torch.bfloat16 if has_units else torch.float32)
+    assert compute_dtype("float32", cpu) == torch.float32 and compute_dtype("bfloat16", cpu) == torch.bfloat16

@@ -23,14 +23,15 @@ CostFn = Callable[[Tensor], Tensor]  # plans [E, S, H, A] (normalised) -> costs 
 
 
 def goal_cost(dynamics: Dynamics, space: ActionSpace, starts: Tensor, goals: Tensor, batch: int,
-              fold: bool = True) -> CostFn:
+              fold: bool = True, dtype: torch.dtype = torch.float32) -> CostFn:
     """Cost of normalised plans [E, S, H, A]: ||s_H - s_goal||_2 from each episode's start.
 
     starts, goals [E, N, D]. Rollouts run `batch` at a time, all episodes and samples mixed, on the
     dynamics' device (lawm.runtime.device_of); plans and costs stay on the CPU, where CEM samples.
     With `fold`, dynamics that have `readers`, `context` and `step_hidden` (the world models) get the same
     cost computed in the model's width (`folded_distances`); otherwise every predicted state is
-    built (the reference).
+    built (the reference). With `dtype` bfloat16 the rollouts run under autocast (bf16 matmuls,
+    fp32 accumulation and states); the per-episode set-up and the folded sum stay in fp32/fp64.
     """
     device = device_of(dynamics)
     starts, goals = starts.to(device), goals.to(device)
@@ -42,13 +43,14 @@ def goal_cost(dynamics: Dynamics, space: ActionSpace, starts: Tensor, goals: Ten
         flat = space.to_real(plans).flatten(0, 1).to(device)  # [E*S, H, A]
         episode = torch.arange(E, device=device).repeat_interleave(S)  # [E*S]
         out = torch.empty(E * S, device=device)
-        for lo in range(0, E * S, batch):
-            idx = episode[lo:lo + batch]
-            if distances is not None:
-                out[lo:lo + batch] = distances(idx, flat[lo:lo + batch])
-            else:
-                final = rollout(dynamics, starts[idx], flat[lo:lo + batch])[:, -1]  # [b, N, D]
-                out[lo:lo + batch] = (final - goals[idx]).flatten(1).norm(dim=1)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            for lo in range(0, E * S, batch):
+                idx = episode[lo:lo + batch]
+                if distances is not None:
+                    out[lo:lo + batch] = distances(idx, flat[lo:lo + batch])
+                else:
+                    final = rollout(dynamics, starts[idx], flat[lo:lo + batch])[:, -1]  # [b, N, D]
+                    out[lo:lo + batch] = (final - goals[idx]).float().flatten(1).norm(dim=1)
         return out.view(E, S).cpu()
 
     return cost
@@ -86,7 +88,7 @@ def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tenso
         past, total = None, 0
         for i in range(H):
             h, past = dynamics.step_hidden(context, actions[:, i], past)  # [b, N, dim]
-            total = total + h
+            total = total + h.float()
             if i < H - 1:
                 x = [xi + h @ w.T + b for xi, (w, b) in zip(x, folds)]  # r(s_{i+1}) [b, N, dim_r]
                 context = dynamics.context(x)

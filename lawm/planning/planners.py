@@ -50,14 +50,16 @@ class Planner(Protocol):
 
 @dataclass
 class CEMPlanner:
-    """Batched CEM through `dynamics` toward the goal state (lawm.planning.cem), `batch` rollouts at a time."""
+    """Batched CEM through `dynamics` toward the goal state (lawm.planning.cem), `batch` rollouts at a
+    time, in `dtype` (lawm.runtime.compute_dtype)."""
 
     dynamics: Dynamics
     batch: int
+    dtype: torch.dtype = torch.float32
 
     def plan(self, problem: Problem, space: ActionSpace, cfg: CEMConfig, generator: torch.Generator) -> Plans:
         low, high = space.bounds
-        cost = goal_cost(self.dynamics, space, problem.starts, problem.goals, self.batch)
+        cost = goal_cost(self.dynamics, space, problem.starts, problem.goals, self.batch, dtype=self.dtype)
         best, best_cost = cem(cost, problem.episodes, len(space.scale), cfg, low, high, generator)
         return Plans(space.to_real(best), best_cost)
 
