@@ -1,7 +1,8 @@
 """Stage `evaluate_planning`: every latent-action model (through its controller), the real-action
 world model, random actions and the true actions, planned on the same episodes: each labelled domain's
 offline protocol (arm: DROID's Δ; nav: RECON's ATE/RPE; any other: the generic action error,
-lawm.planning.domains) and closed-loop control where the domain has a simulator."""
+lawm.planning.domains), how much each model's rollouts answer the action
+(lawm.evaluation.world_model.action_response), and closed-loop control where the domain has a simulator."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lawm.config import Params, load_params
 from lawm.control import action_space
 from lawm.encoders import build_encoder
 from lawm.evaluation import plots
+from lawm.evaluation.world_model import action_response
 from lawm.features import FeatureCache
 from lawm.models.controller import ControlledWorldModel
 from lawm.models.saved import load_model
@@ -47,7 +49,9 @@ def plan_domain(domain: str, params: Params, features_dir: str, out_dir: str) ->
     space = action_space(cache, domain)
     planners = load_planners(params, domain)
     entry = labelled(domain)
-    metrics = {"offline": trials.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed)}
+    metrics = {"offline": trials.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed),
+               "response": {name: {"action_response": action_response(p.dynamics, cache, domain)}
+                            for name, p in planners.items() if p.dynamics is not None}}
     if entry.sim is None:  # no simulator: no closed loop
         return metrics
     encoder = build_encoder(params.features.encoder, device=resolve_device(params.device))

@@ -4,9 +4,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lawm.config import ProtocolConfig
 from lawm.dynamics import ActionSpace
+from lawm.evaluation.world_model import action_response
 from lawm.features import FeatureCache, to_storage, write_index, write_shard
 from lawm.models import ActionWorldModel, Predictor
 from lawm.planning import trials
@@ -57,7 +59,7 @@ def tiny_cache(root, domain: str, clips: int, states: int, grid: tuple[int, int]
     index = write_shard(root, 0, ids, arrays, "float32")
     acts = [torch.randn(states - 1, actions, generator=g).numpy() for _ in ids]  # [S-1, A] each
     index = index.assign(split="val", domain=domain, actions=[a.reshape(-1).tolist() for a in acts],
-                         action_dim=actions)
+                         action_dim=actions, video=[i.split("#")[0] for i in ids])
     write_index(root, index, {"states_key": "test", "encoder": {"grid": list(grid)}})
     return FeatureCache(root)
 
@@ -101,3 +103,28 @@ def test_a_registered_domain_refuses_data_with_other_actions(tmp_path):
     with pytest.raises(ValueError, match="'nav' has 2 action columns; its recon protocol expects 3"):
         trials.offline("nav", {"random": RandomPlanner()}, cache, space, BUDGET, seed=0)
     assert labelled("arm").actions == ("action_dx", "action_dy")
+
+
+class Mover:
+    """Toy dynamics on token grids: the action, zero-padded to the token width, moves every token by `gain` times itself."""
+
+    def __init__(self, gain: float):
+        self.gain = gain
+
+    def step(self, state, action, past=None):
+        return state + self.gain * F.pad(action, (0, state.shape[-1] - action.shape[-1]))[:, None, :], past
+
+
+def test_action_response_measures_how_far_rollouts_follow_the_action(tmp_path):
+    cache = tiny_cache(tmp_path, "kitchen", clips=3, states=5, grid=(2, 2), dim=8, actions=2)
+    assert action_response(Mover(0.0), cache, "kitchen") == 0  # ignores the action
+    clips = torch.stack([cache.states(c) for c in cache.index["clip_id"]])  # [3, 5, 4, 8]
+    acts = torch.stack([cache.actions(c) for c in cache.index["clip_id"]])  # [3, 4, 2]
+    partner = [1, 2, 0]  # v0 -> v1 -> v2 -> v0: the next other video
+    moved = (acts.cumsum(1) - acts[partner].cumsum(1)).abs().sum() * 4  # every one of the 4 tokens moves alike
+    step = (clips[:, 1:] - clips[:, :-1]).abs().mean()
+    expected = (moved / clips[:, 1:].numel() / step).item()
+    assert action_response(Mover(1.0), cache, "kitchen", batch_size=2) == pytest.approx(expected, rel=1e-5)
+    assert action_response(Mover(2.0), cache, "kitchen") == pytest.approx(2 * expected, rel=1e-5)
+    single = tiny_cache(tmp_path / "one", "kitchen", clips=1, states=5, grid=(2, 2), dim=8, actions=2)
+    assert math.isnan(action_response(Mover(1.0), single, "kitchen"))  # no other video's actions to swap in

@@ -87,7 +87,7 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
         checks=targets.check_all(m, groups, kinds, domains), latent=m["latent"], capacity=m["capacity"],
         by_capacity=sorted(m["latent"].items(), key=lambda kv: kv[1]["capacity_one_step_l1"]),
         controller=m["controller"], world_model=m["world_model"], plan=plan,
-        offline=[(d, labelled(d).protocol, plan[d]["offline"], getattr(cfg, labelled(d).budget))
+        offline=[(d, labelled(d).protocol, _with_response(plan[d]), getattr(cfg, labelled(d).budget))
                  for d in domains if d in plan],
         looped=[d for d in domains if "closed_loop" in plan.get(d, {})],
         shares=_shares, paper_range=paper.paper_range, paper_controller_ratio=_paper_controller_ratio,
@@ -95,6 +95,12 @@ def build(params, m: dict, figures: dict[str, Path], out_dir: Path) -> Path:
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text)
     return out / "report.md"
+
+
+def _with_response(domain_plan: dict) -> dict:
+    """Each planner's offline metrics with its model's action response (absent for a planner without one)."""
+    response = domain_plan.get("response", {})
+    return {name: {**x, **response.get(name, {})} for name, x in domain_plan["offline"].items()}
 
 
 def _paper_controller_ratio(kind: str, domain: str) -> str:
