@@ -14,8 +14,10 @@ stage's own dataset (`training_windows`, window 8, train split) and training loo
                (`num_workers` 0, the default, and 2)
   in memory    the same run over the same windows preloaded into memory (the cache read taken away)
 
-Training windows/s is the mean over the logged intervals after the first (which holds the
-start-up). Then the loader alone: the same DataLoader (StepBatchSampler, batch 16) with no model,
+Training runs at params.yaml's `train.precision`; the in-memory run is also timed at float32 and at
+bfloat16 (autocast: bf16 matmuls, fp32 attention on a CPU, `lawm.nn.attention`), in the same
+alternation, for their ratio on this machine. Training windows/s is the mean over the logged
+intervals after the first (which holds the start-up). Then the loader alone: the same DataLoader (StepBatchSampler, batch 16) with no model,
 0 and 2 workers. Headroom = loader windows/s / training windows/s; the aim is at least 5x, so that
 reading costs at most a fifth of a step. One window = one clip (8 states of a 16-frame clip).
 Results: benchmarks/results/training.json.
@@ -39,6 +41,7 @@ from lawm.encoders import build_encoder
 from lawm.features import FeatureCache, training_windows
 from lawm.models.losses import lam_loss
 from lawm.models.saved import build, latent_action_model_args
+from lawm.runtime import compute_dtype
 from lawm.training import StepBatchSampler, train
 
 
@@ -56,11 +59,13 @@ class InMemory(Dataset):
 
 
 def train_rate(params, variant: str, dataset: Dataset, cache: FeatureCache, steps: int, log_every: int,
-               workers: int) -> float:
-    """Windows/s of `steps` updates of lawm.training.train, over the logged intervals after the first."""
+               workers: int, precision: str | None = None) -> float:
+    """Windows/s of `steps` updates of lawm.training.train, over the logged intervals after the first
+    (at `precision`, default params.yaml's)."""
     lam = params.latent_actions
     cfg = lam.train.model_copy(update={
-        "steps": steps, "log_every": log_every, "checkpoint_every": steps, "num_workers": workers})
+        "steps": steps, "log_every": log_every, "checkpoint_every": steps, "num_workers": workers,
+        "precision": precision or lam.train.precision})
     rates = []
     torch.manual_seed(params.seed)
     model = build("latent_action_model", latent_action_model_args(
@@ -100,9 +105,11 @@ def run(quick: bool) -> dict:
         rows = []
         for variant in variants:
             def measure(variant=variant):
-                return {label: train_rate(params, variant, data, cache, steps, log_every, workers)
-                        for label, data, workers in (("cache, 0 workers", cached, 0), ("in memory", memory, 0),
-                                                     ("cache, 2 workers", cached, 2))}
+                return {label: train_rate(params, variant, data, cache, steps, log_every, workers, precision)
+                        for label, data, workers, precision in (
+                            ("cache, 0 workers", cached, 0, None), ("in memory", memory, 0, None),
+                            ("cache, 2 workers", cached, 2, None), ("in memory, float32", memory, 0, "float32"),
+                            ("in memory, bfloat16", memory, 0, "bfloat16"))}
             rates, others = quietest(measure, tries)
             rows.append({"variant": variant, **rates, "other_processes_cores": others})
             print(f"  {variant}: {rates['cache, 0 workers']:.1f} windows/s", flush=True)
@@ -111,6 +118,8 @@ def run(quick: bool) -> dict:
                                             tries) for w in (0, 2)}
     slowest = min(r["cache, 0 workers"] for r in rows)
     return {"videos": videos, "train_windows": len(cached), "states_shape": list(states),
+            "precision": cfg.train.precision,
+            "dtype": str(compute_dtype(cfg.train.precision, torch.device("cpu"))).removeprefix("torch."),
             "batch_size": cfg.train.batch_size, "steps": steps, "log_every": log_every,
             "model": cfg.model.model_dump(), "rows": rows,
             "loader": {k: {"windows_per_s": v, "other_processes_cores": o} for k, (v, o) in loaders.items()},
@@ -122,14 +131,16 @@ def run(quick: bool) -> dict:
 def report(res: dict) -> str:
     W, N, D = res["states_shape"]
     rows = [[r["variant"], r["cache, 0 workers"], r["in memory"], r["cache, 0 workers"] / r["in memory"],
-             r["cache, 2 workers"], r["other_processes_cores"]] for r in res["rows"]]
+             r["cache, 2 workers"], r["in memory, float32"], r["in memory, bfloat16"],
+             r["in memory, bfloat16"] / r["in memory, float32"], r["other_processes_cores"]] for r in res["rows"]]
     loader = [[k, v["windows_per_s"], res["headroom_over_slowest_variant"][k],
                res["headroom_over_fastest_variant"][k], v["other_processes_cores"]] for k, v in res["loader"].items()]
     return "\n\n".join([
         table(["variant", "cache, 0 workers (windows/s)", "in memory", "cache / in memory", "cache, 2 workers",
-               "others' cores"], rows,
+               "in memory, float32", "in memory, bfloat16", "bfloat16 / float32", "others' cores"], rows,
               title=f"latent-action training, batch {res['batch_size']} windows of [{W}, {N}, {D}], "
-                    f"{res['train_windows']} training windows, {res['steps']} steps per run"),
+                    f"{res['train_windows']} training windows, {res['steps']} steps per run, "
+                    f"precision {res['precision']} ({res['dtype']} here)"),
         table(["loader alone", "windows/s", "headroom over slowest variant", "over fastest", "others' cores"],
               loader, title="the training DataLoader with no model (aim: headroom >= 5x)")])
 

@@ -265,6 +265,7 @@ class TrainConfig(Strict):
     log_every: PositiveInt
     num_workers: Annotated[int, Field(ge=0)]  # DataLoader workers
     processes: PositiveInt  # training processes under torchrun (lawm.distributed); batch_size is the global batch
+    precision: Literal["auto", "float32", "bfloat16"]  # of the forward and backward (lawm.runtime.compute_dtype)
 
     @model_validator(mode="after")
     def _batch_splits_over_processes(self):

@@ -55,6 +55,18 @@ def apply_rope(x: Tensor, angles: Tensor) -> Tensor:
     return torch.view_as_real(turned).flatten(-2).type_as(x)  # [B, H, L, hd]
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Scaled dot-product attention of q [B, H, Q, hd] over k, v [B, H, L, hd] (mask [Q, L], True =
+    may attend) -> [B, H, Q, hd] in q's dtype. On a CPU it runs in float32 even under bfloat16
+    autocast: there torch's bfloat16 attention backward ran 5.6x slower than float32's at the
+    training shapes (12.1 against 2.15 ms), more than the bfloat16 matmuls around it save
+    (docs/benchmarks.md, 2026-12-05); on a GPU it runs as given (the fused bfloat16 kernels)."""
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    with torch.autocast("cpu", enabled=False):
+        return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
+
+
 def frame_causal_mask(frames: int, tokens: int, device: torch.device | str | None = None) -> Tensor:
     """Block-causal mask [frames*tokens, frames*tokens], True = may attend: a token of frame t sees frames <= t."""
     frame = torch.arange(frames * tokens, device=device) // tokens  # [L]
@@ -106,12 +118,12 @@ class Attention(MultiHead):
     def forward(self, x: Tensor, angles: Tensor | None = None, mask: Tensor | None = None,
                 q_angles: Tensor | None = None) -> Tensor:
         q, k, v = self.heads_of(x, angles, q_angles)  # 3 x [B, H, L, hd]
-        return self.merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))  # [B, L, dim]
+        return self.merge(attention(q, k, v, mask))  # [B, L, dim]
 
     def first_row(self, x: Tensor, angles: Tensor | None = None) -> Tensor:
         """The first token's row [B, 1, dim] of `forward(x, angles)` without a mask, from x [B, L, dim]:
         only that token's query is projected and attends (a readout token needs no other row)."""
-        return self.merge(F.scaled_dot_product_attention(*self.heads_of(x, angles, queries=1)))  # [B, 1, dim]
+        return self.merge(attention(*self.heads_of(x, angles, queries=1)))  # [B, 1, dim]
 
     def extend(self, x: Tensor, angles: Tensor, past: KV | None, q_angles: Tensor | None = None
                ) -> tuple[Tensor, KV]:
@@ -126,7 +138,7 @@ class Attention(MultiHead):
         q, k, v = self.heads_of(x, angles, q_angles)  # 3 x [B, H, N, hd]
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, H, L+N, hd]
-        return self.merge(F.scaled_dot_product_attention(q, k, v)), (k, v)  # [B, N, dim]
+        return self.merge(attention(q, k, v)), (k, v)  # [B, N, dim]
 
 
 class CrossAttention(MultiHead):
@@ -140,7 +152,7 @@ class CrossAttention(MultiHead):
         B, Q, _ = queries.shape
         q = self.q(queries).view(B, Q, self.heads, -1).transpose(1, 2)  # [B, H, Q, hd]
         k, v = self.kv(memory).view(B, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x [B, H, M, hd]
-        return self.merge(F.scaled_dot_product_attention(q, k, v))  # [B, Q, dim]
+        return self.merge(attention(q, k, v))  # [B, Q, dim]
 
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:

@@ -12,9 +12,11 @@ Every model (latent-action model, real-action world model, controller) trains th
   not 2-D) and get AdamW. AdamW decays only tensors with >= 2 dims (not biases or norm gains).
 * Schedule: `lr_factor` (linear warmup over `warmup_share * steps`, then cosine to 0) scales the
   base lr of every optimiser; it is a pure function of the step, so it needs no saved state.
-* Device: the model's (`lawm.runtime.device_of`); batches move to it. On a CUDA device the loss
-  runs under bf16 autocast (bf16 matmuls with fp32 accumulation; fp32 master weights, optimiser
-  state and loss reductions); on a CPU everything stays fp32.
+* Device: the model's (`lawm.runtime.device_of`); batches move to it. Precision: `cfg.precision`
+  (`lawm.runtime.compute_dtype`: `auto` is bfloat16 where the device has bfloat16 matrix units, a
+  GPU or a CPU with AMX / AVX-512 BF16). In bfloat16 the loss runs under autocast: bf16 matmuls with
+  fp32 accumulation; fp32 master weights, optimiser state, loss reductions, and on a CPU fp32
+  attention (`lawm.nn.attention`). Otherwise everything stays fp32.
 * Processes: under torchrun (`lawm.distributed`), one DistributedDataParallel replica per process,
   each on its share of every global batch; `cfg.batch_size` stays the global batch. Only rank 0
   writes checkpoints and calls `log`; the logged values are the means over the ranks.
@@ -26,7 +28,6 @@ Every model (latent-action model, real-action world model, controller) trains th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import random
@@ -46,7 +47,7 @@ from lawm.distributed import mean_over_ranks, share, world
 from lawm.io import fingerprint, write_torch
 from lawm.models.saved import build, save_model
 from lawm.optim import Muon
-from lawm.runtime import device_of
+from lawm.runtime import compute_dtype, device_of
 
 CHECKPOINT = "last.pt"
 LossFn = Callable[[nn.Module, dict], tuple[Tensor, dict[str, float]]]
@@ -209,8 +210,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
         model.eval()
         return TrainResult(step=start, final_metrics=final, resumed_from=resumed_from, checkpoint=checkpoint)
     device = device_of(model)
-    precision = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                 else contextlib.nullcontext())
+    dtype = compute_dtype(cfg.precision, device)
+    precision = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     params = [p for p in model.parameters() if p.requires_grad]
     net = model if processes == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[device] if device.type == "cuda" else None)

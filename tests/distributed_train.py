@@ -23,7 +23,8 @@ from lawm.models.saved import build
 from lawm.training import train
 
 CFG = TrainConfig(steps=8, batch_size=4, lr=3e-3, muon_lr=0.02, weight_decay=0.04, warmup_share=0.25,
-                  grad_clip=1.0, checkpoint_every=4, log_every=1, num_workers=0, processes=1)
+                  grad_clip=1.0, checkpoint_every=4, log_every=1, num_workers=0, processes=1,
+                  precision="float32")
 # `none`: a regulariser that draws noise draws it per rank, so its samples differ from one process's
 MODEL = {"token_dim": 12, "grid": [2, 2], "tubelet": 2, "reg_cfg": {"kind": "none"},
          "model_cfg": {"dim": 24, "depth": 2, "heads": 2, "mlp_ratio": 2.0, "idm_depth": 1, "idm_split": 1,

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from lawm.nn import (AdaLNZeroBlock, Attention, Block, apply_rope, frame_causal_mask, grid_positions, rope_angles,
-                     sincos_positions)
+from lawm.nn import (AdaLNZeroBlock, Attention, Block, apply_rope, attention, frame_causal_mask, grid_positions,
+                     rope_angles, sincos_positions)
 
 DIM, HEADS, GRID, T = 32, 2, (2, 2), 3
 N = GRID[0] * GRID[1]
@@ -144,3 +145,17 @@ def test_adaln_condition_acts_frame_wise():
     out = block(x, other, angles, mask)
     torch.testing.assert_close(out[:, 0], base[:, 0])  # frame 0 is untouched (and cannot see frame 1)
     assert not torch.allclose(out[:, 1], base[:, 1])
+
+
+def test_attention_is_sdpa_and_runs_in_float32_under_cpu_bfloat16_autocast():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, HEADS, T * N, 8, generator=g) for _ in range(3))  # [B, H, L, hd]
+    mask = frame_causal_mask(T, N)
+    assert torch.equal(attention(q, k, v, mask), F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    q16, k16, v16 = (x.bfloat16().requires_grad_() for x in (q, k, v))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(q16, k16, v16, mask)  # [B, H, L, hd]
+    reference = F.scaled_dot_product_attention(q16.float(), k16.float(), v16.float(), attn_mask=mask)
+    assert out.dtype == torch.bfloat16 and torch.equal(out, reference.bfloat16())  # one rounding, at the end
+    out.float().sum().backward()
+    assert q16.grad.dtype == torch.bfloat16 and q16.grad.abs().sum() > 0

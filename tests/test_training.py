@@ -64,7 +64,8 @@ def mse(model, batch):
 
 def cfg(**kw) -> TrainConfig:
     base = dict(steps=12, batch_size=8, lr=3e-3, muon_lr=0.02, weight_decay=0.04, warmup_share=0.25,
-                grad_clip=1.0, checkpoint_every=5, log_every=4, num_workers=0, processes=1)
+                grad_clip=1.0, checkpoint_every=5, log_every=4, num_workers=0, processes=1,
+                precision="float32")
     return TrainConfig(**{**base, **kw})
 
 
@@ -101,6 +102,20 @@ def test_loss_falls_and_model_is_returned_in_eval_mode(tmp_path):
     assert result.final_metrics["mse"] == logs[-1]["mse"]
     assert not model.training and result.step == 150 and result.resumed_from is None
     assert result.checkpoint == tmp_path / "a" / "last.pt" and result.checkpoint.is_file()
+
+
+def test_bfloat16_runs_the_matmuls_in_bfloat16_keeps_float32_weights_and_trains_like_float32(tmp_path):
+    finals = {}
+    for precision in ("float32", "bfloat16"):
+        model, dtypes, logs = Toy(), set(), []
+        model.inp.register_forward_hook(lambda module, args, out: dtypes.add(out.dtype))
+        run(tmp_path, precision, cfg(steps=150, log_every=10, lr=1e-2, precision=precision), model=model,
+            log=lambda m, s: logs.append(m))
+        assert dtypes == {getattr(torch, precision)}
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights
+        assert logs[-1]["mse"] < 0.3 * logs[0]["mse"]
+        finals[precision] = logs[-1]["mse"]
+    assert finals["bfloat16"] == pytest.approx(finals["float32"], rel=0.5, abs=0.01)
 
 
 def test_schedule_is_linear_warmup_then_cosine_to_zero(tmp_path):
@@ -145,18 +160,20 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     assert flat[:10] != flat[10:20] and full != list(StepBatchSampler(10, 4, 9, seed=4))
 
 
-@pytest.mark.parametrize("dropout,noise", [(0.0, 0.0), (0.3, 0.1)])
+@pytest.mark.parametrize("dropout,noise,precision", [(0.0, 0.0, "float32"), (0.3, 0.1, "float32"),
+                                                     (0.3, 0.1, "bfloat16")])
 @pytest.mark.parametrize("kill_at", [7, 10])
-def test_killed_run_resumes_to_the_same_weights(tmp_path, dropout, noise, kill_at):
-    reference, ref = run(tmp_path, "ref", model=Toy(dropout=dropout, noise=noise))
+def test_killed_run_resumes_to_the_same_weights(tmp_path, dropout, noise, precision, kill_at):
+    c = cfg(precision=precision)
+    reference, ref = run(tmp_path, "ref", c, model=Toy(dropout=dropout, noise=noise))
     with pytest.raises(Killed):
-        run(tmp_path, "b", model=Toy(dropout=dropout, noise=noise), loss_fn=killing_at(kill_at))
-    resumed, res = run(tmp_path, "b", model=Toy(dropout=dropout, noise=noise))
+        run(tmp_path, "b", c, model=Toy(dropout=dropout, noise=noise), loss_fn=killing_at(kill_at))
+    resumed, res = run(tmp_path, "b", c, model=Toy(dropout=dropout, noise=noise))
     assert res.resumed_from == 5 * (kill_at // 5)
     assert same_state(reference, resumed)
     assert res.final_metrics == ref.final_metrics
     # a finished run is not trained again
-    again, res2 = run(tmp_path, "b", model=Toy(dropout=dropout, noise=noise), loss_fn=killing_at(0))
+    again, res2 = run(tmp_path, "b", c, model=Toy(dropout=dropout, noise=noise), loss_fn=killing_at(0))
     assert res2.resumed_from == 12 and same_state(again, reference) and res2.final_metrics == ref.final_metrics
 
 
