@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lawm.config import ModelConfig, NoisyRegularizer, NoRegularizer, ZeroLatent
+from lawm.config import ModelConfig, NoisyRegularizer, NoRegularizer, SparseRegularizer, VQRegularizer, ZeroLatent
 from lawm.models import InverseDynamics, Predictor, build_latent_action_model
 
 GRID, D_IN, LATENT, ACTIONS = (2, 2), 12, 8, 4
@@ -189,6 +189,25 @@ def test_noisy_model_has_a_two_headed_idm_and_deterministic_latents():
     torch.testing.assert_close(lam.infer_latents(states), z)
     lam.train()
     assert not torch.allclose(lam.infer_latents(states, deterministic=False), z)  # a sample
+
+
+@pytest.mark.parametrize("reg", [NONE, SparseRegularizer(kind="sparse", l1=0.01),
+                                 NoisyRegularizer(kind="noisy", beta=1e-3),
+                                 VQRegularizer(kind="vq", codebook_size=64, commitment=0.25, reset_every=2)])
+def test_every_regulariser_trains_under_bfloat16_autocast_in_float32(reg):
+    lam = tiny_lam(reg)
+    lam.train()
+    opt = torch.optim.Adam(lam.parameters(), lr=1e-3)
+    for step in range(4):  # VQ: dead codes are reset from the batch's latents at calls 2 and 4
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = lam(toy_states(8, seed=step))
+        assert out["z"].dtype == torch.float32 and torch.isfinite(out["loss"])
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert all(t.dtype == torch.float32 for t in (*lam.parameters(), *(b for b in lam.buffers() if b.is_floating_point())))
+    if reg.kind == "vq":
+        assert lam.regularizer.codes_reset > 0
 
 
 def test_training_lowers_the_loss():

@@ -29,11 +29,12 @@ class LatentActionModel(nn.Module):
         self.rollout_steps = rollout_steps
 
     def raw_latents(self, states: Tensor) -> Tensor:
-        """states [B, T, N, D] -> IDM output [B, T-1, raw_dim] (zeros when there is no IDM)."""
+        """states [B, T, N, D] -> IDM output [B, T-1, raw_dim] (zeros when there is no IDM), in float32
+        under bf16 autocast too: the regularisers' code distances, KL, noise and resets stay out of bf16."""
         if self.idm is None:
             B, T = states.shape[:2]
             return states.new_zeros(B, T - 1, self.regularizer.raw_dim)
-        return self.idm(states)
+        return self.idm(states).float()
 
     def forward(self, states: Tensor) -> dict:
         """states [B, T, N, D] -> {loss, pred_loss, rollout_loss, reg_loss, z [B, T-1, L], pred [B, T-1, N, D],
