@@ -37,6 +37,7 @@ bench: install
 	python benchmarks/training.py
 	python benchmarks/idm_readout.py
 	python benchmarks/rope.py
+	python benchmarks/gelu.py
 	python benchmarks/planning.py
 	python benchmarks/pipeline.py
 

@@ -156,8 +156,10 @@ class CrossAttention(MultiHead):
 
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:
+    """Linear -> GELU -> linear with a hidden width of dim * ratio. GELU is the exact (erf) one, as in
+    V-JEPA 2's blocks; its tanh approximation ran 4.5x slower on a CPU (docs/benchmarks.md, 2026-12-05)."""
     hidden = int(dim * ratio)
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
 
 class Block(nn.Module):

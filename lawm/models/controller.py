@@ -17,8 +17,8 @@ from lawm.nn import KV, Block, CrossAttentionBlock, grid_positions, rope_angles
 
 def action_mlp(action_dim: int, dim: int) -> nn.Sequential:
     """The 3-layer MLP that embeds a real action."""
-    return nn.Sequential(nn.Linear(action_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim),
-                         nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
+    return nn.Sequential(nn.Linear(action_dim, dim), nn.GELU(), nn.Linear(dim, dim),
+                         nn.GELU(), nn.Linear(dim, dim))
 
 
 class Controller(TakesRealActions):
@@ -67,7 +67,7 @@ class ActionOnlyController(TakesRealActions):
 
     def __init__(self, action_dim: int, latent_dim: int, dim: int, action_scale: Sequence[float]):
         super().__init__(action_scale)
-        self.net = nn.Sequential(action_mlp(action_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, latent_dim))
+        self.net = nn.Sequential(action_mlp(action_dim, dim), nn.GELU(), nn.Linear(dim, latent_dim))
 
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
         """states [B, N, D] (ignored), actions [B, A] -> latents [B, L]."""
