@@ -131,7 +131,7 @@ def test_closed_loop_oracle_reaches_every_goal_and_random_rarely_does(tiny_param
 
     from lawm.config import ClosedLoopConfig
     from lawm.encoders import PixelsEncoder
-    from lawm.planning.closed_loop import run
+    from lawm.planning.closed_loop import Scenes, run
     from lawm.worlds import make_sim
 
     cl = ClosedLoopConfig(episodes=12, goal_steps=3, steps=4, success_radius=0.03, success_yaw=0.1,
@@ -141,10 +141,13 @@ def test_closed_loop_oracle_reaches_every_goal_and_random_rarely_does(tiny_param
     encoder = PixelsEncoder(32, 8, 2)
     sims = partial(make_sim, domain, tiny_params.worlds, 0)
     timing = Timing.of(tiny_params.worlds.fps, tiny_params.clips.fps, 2)
-    oracle = run(Oracle(), sims, 12, encoder, space, cl, timing, seed=3)
-    random = run(RandomPlanner(), sims, 12, encoder, space, cl, timing, seed=3)
+    scenes = Scenes.make(sims, 12, encoder, cl, timing, seed=3)
+    random = run(RandomPlanner(), scenes, encoder, space, cl, timing, seed=3)
+    oracle = run(Oracle(), scenes, encoder, space, cl, timing, seed=3)  # after random: the scenes stay as built
+    again = run(RandomPlanner(), Scenes.make(sims, 12, encoder, cl, timing, seed=3), encoder, space, cl, timing, seed=3)
     assert oracle.success.all() and oracle.distance.max() < 1e-9
     assert (oracle.start_distance == random.start_distance).all()  # the same scenes and goals
+    assert (again.distance == random.distance).all()  # scenes built again from the seed: the same run
     assert oracle.start_distance.mean() > 0.05  # the goals are somewhere else
     assert random.success.mean() < 0.5
     assert len(oracle.frames[0]) == len(random.frames[0]) == 1 + 1 * timing.gap + 4 * timing.per_state

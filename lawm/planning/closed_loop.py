@@ -102,38 +102,53 @@ class Result:
     predicted: Tensor | None  # [E, H, N, D] the first plan's predicted states (world-model planners)
 
 
-def run(planner: Planner, make_sim, episodes: int, encoder, space: ActionSpace, cfg: ClosedLoopConfig,
-        timing: Timing, seed: int, progress=None) -> Result:
-    """Closed-loop control of `episodes` fresh scenes by `planner`.
+@dataclass(frozen=True)
+class Scenes:
+    """The episodes every planner starts from, with their goals: built once, branched per planner."""
 
-    make_sim(i) builds scene i; every planner gets the same scenes and goals for the same seed.
-    progress(), if given, is called after each transition.
-    """
-    rng = np.random.default_rng(seed)
-    runs, goals, goal_obs, ref_actions = [], [], [], []
-    for i in range(episodes):
-        sim = make_sim(i)
-        episode = Episode(sim, timing, lead_in=sim.explore_actions(rng, (timing.tubelet - 1) * timing.gap))
-        ref = episode.branch()
-        for a in ref.sim.explore_actions(rng, cfg.goal_steps * timing.per_state):
-            ref.native_step(a)
-        runs.append(episode)
-        goals.append(ref.sim.pose())
-        goal_obs.append(ref.observation())
-        ref_actions.append(ref.native_actions)
-    goal_states = encoder.encode(torch.from_numpy(np.stack(goal_obs)))[:, 0]  # [E, N, D]
-    start = np.array([pose_error(e.sim.pose(), g)[0] for e, g in zip(runs, goals)])
+    episodes: list[Episode]  # each after its lead-in, nothing executed yet
+    goals: list[np.ndarray]  # per episode, the reference's final pose
+    goal_observations: list[np.ndarray]  # per episode, the goal tubelet [tubelet, S, S, 3]
+    goal_states: Tensor  # [E, N, D] the goal observations encoded
+    reference_actions: list[list[np.ndarray]]  # per episode, the reference's native actions
+
+    @classmethod
+    def make(cls, make_sim, episodes: int, encoder, cfg: ClosedLoopConfig, timing: Timing, seed: int) -> Scenes:
+        """`episodes` fresh scenes: make_sim(i) builds scene i; its reference explores on for
+        `cfg.goal_steps` transitions to the goal. The same seed gives the same scenes and goals."""
+        rng = np.random.default_rng(seed)
+        starts, goals, goal_observations, reference_actions = [], [], [], []
+        for i in range(episodes):
+            sim = make_sim(i)
+            episode = Episode(sim, timing, lead_in=sim.explore_actions(rng, (timing.tubelet - 1) * timing.gap))
+            ref = episode.branch()
+            for a in ref.sim.explore_actions(rng, cfg.goal_steps * timing.per_state):
+                ref.native_step(a)
+            starts.append(episode)
+            goals.append(ref.sim.pose())
+            goal_observations.append(ref.observation())
+            reference_actions.append(ref.native_actions)
+        goal_states = encoder.encode(torch.from_numpy(np.stack(goal_observations)))[:, 0]  # [E, N, D]
+        return cls(starts, goals, goal_observations, goal_states, reference_actions)
+
+
+def run(planner: Planner, scenes: Scenes, encoder, space: ActionSpace, cfg: ClosedLoopConfig, timing: Timing,
+        seed: int, progress=None) -> Result:
+    """Closed-loop control by `planner` of a copy of every scene (the scenes stay as they were).
+    progress(), if given, is called after each transition."""
+    runs = [e.branch() for e in scenes.episodes]
+    start = np.array([pose_error(e.sim.pose(), g)[0] for e, g in zip(runs, scenes.goals)])
     g = torch.Generator().manual_seed(seed)
     predicted = None
     for step in range(cfg.steps):
         if isinstance(planner, Oracle):  # replay the reference's own native actions, then hold still
-            for e, acts in zip(runs, ref_actions):
+            for e, acts in zip(runs, scenes.reference_actions):
                 chunk = acts[step * timing.per_state:(step + 1) * timing.per_state]
                 for a in chunk or [np.zeros_like(acts[0])] * timing.per_state:
                     e.native_step(a)
         else:
             states = None if planner.dynamics is None else encode(encoder, runs)  # [E, N, D]
-            actions = planner.plan(Problem(states, goal_states), space, cfg.cem, g).actions  # [E, H, A]
+            actions = planner.plan(Problem(states, scenes.goal_states), space, cfg.cem, g).actions  # [E, H, A]
             if predicted is None and planner.dynamics is not None:
                 with torch.no_grad():
                     predicted = rollout(planner.dynamics, states, actions)  # [E, H, N, D]
@@ -141,10 +156,11 @@ def run(planner: Planner, make_sim, episodes: int, encoder, space: ActionSpace, 
                 e.execute(a)
         if progress is not None:
             progress()
-    errors = [pose_error(e.sim.pose(), goal) for e, goal in zip(runs, goals)]
+    errors = [pose_error(e.sim.pose(), goal) for e, goal in zip(runs, scenes.goals)]
     distance, heading = np.array([d for d, _ in errors]), np.array([h for _, h in errors])
     success = (distance <= cfg.success_radius) & (heading <= cfg.success_yaw)
-    return Result(success, distance, start, heading, [e.frames for e in runs], [o[-1] for o in goal_obs], predicted)
+    return Result(success, distance, start, heading, [e.frames for e in runs],
+                  [o[-1] for o in scenes.goal_observations], predicted)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

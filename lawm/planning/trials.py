@@ -43,12 +43,15 @@ def offline(domain: str, planners: dict[str, Planner], cache: FeatureCache, spac
 def closed(domain: str, planners: dict[str, Planner], make_sim, encoder, space: ActionSpace, cfg: ClosedLoopConfig,
            timing: closed_loop.Timing, seed: int) -> tuple[dict[str, dict[str, float]], dict]:
     """Closed-loop control of the same scenes and goals by every planner: metrics and results."""
+    tick = time.perf_counter()
+    scenes = closed_loop.Scenes.make(make_sim, cfg.episodes, encoder, cfg, timing, seed)
+    log.info("%s closed loop: %d scenes and their goals in %.1f s", domain, cfg.episodes, time.perf_counter() - tick)
     metrics, results = {}, {}
     bar = progress(total=len(planners) * cfg.steps, desc=f"{domain} closed loop", unit="step")
     for name, planner in planners.items():
         tick = time.perf_counter()
         bar.set_postfix_str(str(name))
-        r = closed_loop.run(planner, make_sim, cfg.episodes, encoder, space, cfg, timing, seed, progress=bar.update)
+        r = closed_loop.run(planner, scenes, encoder, space, cfg, timing, seed, progress=bar.update)
         lo, hi = closed_loop.wilson_interval(int(r.success.sum()), len(r.success))
         metrics[name] = {"success": float(r.success.mean()), "success_lo": lo, "success_hi": hi,
                          "final_distance": float(r.distance.mean()), "start_distance": float(r.start_distance.mean()),
