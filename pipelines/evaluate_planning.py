@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
@@ -31,10 +32,10 @@ from pipelines.layout import FEATURES, PLANNING, controllers, latent_actions, wo
 from pipelines.stage import Stopwatch, main, write_metrics
 
 
-def load_planners(params: Params, domain: str) -> dict[str, Planner]:
-    """Name -> planner: the real-action world model, each variant through its controller, random, oracle."""
+def load_planners(params: Params, domain: str, dtype: torch.dtype) -> dict[str, Planner]:
+    """Name -> planner: the real-action world model, each variant through its controller (rollouts in
+    `dtype`), random, oracle."""
     batch, device = params.planning.batch, resolve_device(params.device)
-    dtype = compute_dtype(params.planning.precision, device)
     planners = {"world_model": CEMPlanner(load_model(world_model(domain) / "model.pt", device), batch, dtype)}
     for variant in params.controller.variants:
         lam = load_model(latent_actions(variant) / "model.pt", device)
@@ -44,10 +45,10 @@ def load_planners(params: Params, domain: str) -> dict[str, Planner]:
 
 
 @task(cache_policy=NONE)
-def plan_domain(domain: str, params: Params, features_dir: str, out_dir: str) -> dict:
+def plan_domain(domain: str, params: Params, dtype: torch.dtype, features_dir: str, out_dir: str) -> dict:
     cfg, cache = params.planning, FeatureCache(features_dir)
     space = action_space(cache, domain)
-    planners = load_planners(params, domain)
+    planners = load_planners(params, domain, dtype)
     entry = labelled(domain)
     metrics = {"offline": trials.offline(domain, planners, cache, space, getattr(cfg, entry.budget), params.seed),
                "response": {name: {"action_response": action_response(p.dynamics, cache, domain)}
@@ -77,7 +78,8 @@ def evaluate_planning(params_file: str = "params.yaml", features_dir: str = str(
               "variants": params.controller.variants, "domains": params.world_model.domains}
     clock = Stopwatch()
     with tracking.stage_run("evaluate_planning", config):
-        metrics = {domain: plan_domain(domain, params, features_dir, out_dir) for domain in params.world_model.domains}
+        metrics = {domain: plan_domain(domain, params, dtype, features_dir, out_dir)
+                   for domain in params.world_model.domains}
         for domain, parts in metrics.items():
             for part, planners in parts.items():
                 for name, values in planners.items():

@@ -7,8 +7,9 @@ import torch
 
 from lawm.config import ModelConfig, NoRegularizer
 from lawm.evaluation.capacity import latent_use
-from lawm.evaluation.leakage import leakage, partner_order, stitch
+from lawm.evaluation.leakage import leakage, stitch
 from lawm.evaluation.locality import agent_cells, concentration
+from lawm.evaluation.pairs import partner_order
 from lawm.evaluation.probes import linear_probe_r2, r2
 from lawm.evaluation.transfer import transfer
 from lawm.models import build_latent_action_model

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from lawm.evaluation.leakage import partner_order
+from lawm.evaluation.pairs import partner_order
 from lawm.models.latent_action_model import latents
 from lawm.runtime import device_of
 

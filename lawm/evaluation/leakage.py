@@ -11,26 +11,13 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from lawm.evaluation.pairs import partner_order
 from lawm.runtime import device_of
 
 
 def stitch(a: torch.Tensor, b: torch.Tensor, cut: int) -> torch.Tensor:
     """[B, T, N, D] clips -> A's states before `cut`, B's from `cut` on."""
     return torch.cat([a[:, :cut], b[:, cut:]], dim=1)  # [B, T, N, D]
-
-
-def partner_order(videos: list[str]) -> list[int]:
-    """For clip i, the index of a clip from another video (the next one, cyclically, in a
-    video-sorted order), or -1 when all clips share one video."""
-    order = sorted(range(len(videos)), key=lambda i: videos[i])
-    partner = [-1] * len(videos)
-    for pos, i in enumerate(order):
-        for step in range(1, len(order)):
-            j = order[(pos + step) % len(order)]
-            if videos[j] != videos[i]:
-                partner[i] = j
-                break
-    return partner
 
 
 @torch.no_grad()

@@ -9,8 +9,9 @@ import pandas as pd
 import torch
 
 from lawm.evaluation.capacity import one_step_error
-from lawm.evaluation.leakage import leakage, partner_order
+from lawm.evaluation.leakage import leakage
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
+from lawm.evaluation.pairs import partner_order
 from lawm.evaluation.probes import linear_probe_r2, motion_targets
 from lawm.evaluation.transfer import transfer
 from lawm.features import FeatureCache, StateWindows, clip_tensor

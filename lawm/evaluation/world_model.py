@@ -9,7 +9,7 @@ import logging
 import torch
 
 from lawm.dynamics import Dynamics, rollout
-from lawm.evaluation.leakage import partner_order
+from lawm.evaluation.pairs import partner_order
 from lawm.features import FeatureCache, clip_actions, clip_tensor
 from lawm.runtime import device_of
 
