@@ -18,9 +18,9 @@ Training runs at params.yaml's `train.precision`; the in-memory run is also time
 bfloat16 (autocast: bf16 matmuls, fp32 attention on a CPU, `lawm.nn.attention`), in the same
 alternation, for their ratio on this machine. Training windows/s is the mean over the logged
 intervals after the first (which holds the start-up). Then the loader alone: the same DataLoader
-(StepBatchSampler, batch 16) with no model, 0 and 2 workers. Headroom = loader windows/s / training windows/s; the aim is at least 5x, so that
-reading costs at most a fifth of a step. One window = one clip (8 states of a 16-frame clip).
-Results: benchmarks/results/training.json.
+(StepBatchSampler, batch 16) with no model, 0 and 2 workers. Headroom = loader windows/s / training
+windows/s; the aim is at least 5x, so that reading costs at most a fifth of a step. One window =
+one clip (8 states of a 16-frame clip). Results: benchmarks/results/training.json.
 """
 
 from __future__ import annotations
