@@ -101,6 +101,11 @@ ABLATIONS = [
              "depends on where it is), at the default 16 px states"),
     Ablation("gain_norm_abs_positions", {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True},
              "ours", "gain_norm and abs_positions together, at the default 16 px states"),
+    Ablation("gain_norm_abs_positions_tabletop_half",
+             {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True,
+              "worlds.wild.tabletop_share": 0.5},
+             "ours", "gain_norm_abs_positions, and half the wild videos over a table top: the steering profile's "
+                     "states and wild data at the default's 16 px states, 48 videos and 400 steps (its compute)"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
     Ablation("patch8_gain_norm", PATCH8_GAIN_NORM, "ours",
