@@ -73,6 +73,9 @@ class Ablation:
     why: str
 
 
+# the steering profile's states and wild data at the default's 16 px (row gain_norm_abs_positions_tabletop_half)
+GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF = {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True,
+                                         "worlds.wild.tabletop_share": 0.5}
 # 8 px states blind to the flicker (row patch8_gain_norm and the rows built on it)
 PATCH8_GAIN_NORM = {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
                     "features.encoder.gain_norm": True}
@@ -101,11 +104,14 @@ ABLATIONS = [
              "depends on where it is), at the default 16 px states"),
     Ablation("gain_norm_abs_positions", {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True},
              "ours", "gain_norm and abs_positions together, at the default 16 px states"),
-    Ablation("gain_norm_abs_positions_tabletop_half",
-             {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True,
-              "worlds.wild.tabletop_share": 0.5},
+    Ablation("gain_norm_abs_positions_tabletop_half", GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF,
              "ours", "gain_norm_abs_positions, and half the wild videos over a table top: the steering profile's "
                      "states and wild data at the default's 16 px states, 48 videos and 400 steps (its compute)"),
+    Ablation("gain_norm_abs_positions_tabletop_half_camera_segments",
+             {**GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF, "worlds.wild.camera_motion": "segments"},
+             "ours", "gain_norm_abs_positions_tabletop_half, and the wild camera walks, looks around and stands in "
+                     "0.5-1 s segments: smooth AR(1) motion continues what the past shows, so the predictor needs "
+                     "no z for it, while a planner's nav actions change course"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
     Ablation("patch8_gain_norm", PATCH8_GAIN_NORM, "ours",
