@@ -157,7 +157,7 @@ class CrossAttention(MultiHead):
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:
     """Linear -> GELU -> linear with a hidden width of dim * ratio. GELU is the exact (erf) one, as in
-    V-JEPA 2's blocks; its tanh approximation ran 4.5x slower on a CPU (docs/benchmarks.md, 2026-12-05)."""
+    V-JEPA 2's blocks; its tanh approximation ran 4.8x slower on a CPU (benchmarks/gelu.py)."""
     hidden = int(dim * ratio)
     return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 

@@ -1,10 +1,11 @@
 """Closed-loop model-predictive control in the simulators, toward a goal observation.
 
 Each episode: a fresh simulator scene, set moving by a short lead-in of exploratory motion; a
-reference copy explores on for `goal_steps` transitions and its last observation is the goal. The planner then sees only observations (never a pose): every
-transition it encodes its last observation, plans with CEM toward the goal state, executes the
-first action and observes again, for `steps` transitions. Success is measured afterwards, from the
-simulator's pose: the final position within `success_radius` of the reference's.
+reference copy explores on for `goal_steps` transitions and its last observation is the goal. The
+planner then sees only observations (never a pose): every transition it encodes its last
+observation, plans with CEM toward the goal state, executes the first action and observes again,
+for `steps` transitions. Success is measured afterwards, from the simulator's pose: the final
+position within `success_radius` of the reference's.
 
 Timing follows the cached clips: a state is a tubelet of frames `gap` native frames apart, and a
 transition spans `per_state` native frames. The observation after a transition is the tubelet
@@ -35,7 +36,8 @@ class Timing:
     def of(cls, world_fps: float, clip_fps: float, tubelet: int) -> Timing:
         gap = world_fps / clip_fps
         if abs(gap - round(gap)) > 1e-6 or round(gap) < 1:
-            raise ValueError(f"closed loop needs the world fps ({world_fps}) to be a whole multiple of the clip fps ({clip_fps})")
+            raise ValueError(f"closed loop needs the world fps ({world_fps}) to be a whole multiple "
+                             f"of the clip fps ({clip_fps})")
         return cls(round(gap), tubelet, round(gap) * tubelet)
 
 
