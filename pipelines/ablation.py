@@ -112,6 +112,12 @@ ABLATIONS = [
              "ours", "gain_norm_abs_positions_tabletop_half, and the wild camera walks, looks around and stands in "
                      "0.5-1 s segments: smooth AR(1) motion continues what the past shows, so the predictor needs "
                      "no z for it, while a planner's nav actions change course"),
+    Ablation("size48_patch8_tabletop_half",
+             {**GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF, "features.encoder.image_size": 48,
+              "features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1},
+             "ours", "gain_norm_abs_positions_tabletop_half with 48 px states in 8 px patches: a 6x6 grid of "
+                     "384-d tokens, a move crosses tokens as at 8 px on 64 px frames, for about half that "
+                     "grid's tokens (at 16 px nav did not steer)"),
     Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
              "8 px patches everywhere (4x the tokens)"),
     Ablation("patch8_gain_norm", PATCH8_GAIN_NORM, "ours",
