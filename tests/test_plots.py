@@ -30,3 +30,14 @@ def test_strips_get_a_label_column_and_rows_of_any_width():
     assert strip.shape == (16, 50 + 40, 3)
     assert (strip[:, :50] < 255).any()  # the labels are drawn
     assert (strip[8:, 50 + 24:] == 255).all()  # the shorter row is padded white
+
+
+def test_a_plan_strip_shows_predicted_frames_of_another_size_at_the_executed_frames_size(tmp_path):
+    executed = [np.full((64, 64, 3), 10 * k, np.uint8) for k in range(3)]  # the simulator's frames
+    predicted = np.full((2, 48, 48, 3), 200, np.uint8)  # the encoder's 48 px frames
+    goal = np.zeros((64, 64, 3), np.uint8)
+    strip = np.asarray(Image.open(plots.plan_strip(executed, predicted, goal, tmp_path / "plan.png")))
+    assert strip.shape[0] == 2 * 64
+    plan_row = strip[64:, -5 * 64:]  # [64, 5 frames * 64, 3], after the label column
+    assert (plan_row[:, 64:3 * 64] == 200).all()  # both predictions, at 64 px, after the blank first cell
+    assert (plan_row[:, 3 * 64:] == 255).all()  # blank under the gap and the goal

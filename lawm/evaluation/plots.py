@@ -118,13 +118,15 @@ def rollout_strip(to_frames, rollouts: dict[str, torch.Tensor], index: int, path
 def plan_strip(executed: list[np.ndarray], predicted: np.ndarray | None, goal: np.ndarray, path: Path) -> Path:
     """Top row ("executed"): the executed frames, then the goal (after a gap); bottom row ("plan"): the
     frames the planner's first plan predicted (its world model's rollout), aligned with the executed
-    transitions."""
+    transitions and resized to the executed frames' size where the encoder's differs."""
     from PIL import Image
 
     h, w = goal.shape[:2]
     blank = np.full((h, w, 3), 255, np.uint8)
     top = [*executed, blank, goal]
-    bottom = [blank, *(list(predicted) if predicted is not None else [])]
+    plan = [f if f.shape[:2] == (h, w) else np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR))
+            for f in (predicted if predicted is not None else [])]
+    bottom = [blank, *plan]
     bottom += [blank] * (len(top) - len(bottom))
     strip = labelled_rows([np.concatenate(top, axis=1), np.concatenate(bottom[:len(top)], axis=1)],
                           ["executed", "plan"])
