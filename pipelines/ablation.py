@@ -11,8 +11,9 @@
 Each row is one `dvc exp run --name ablation-<name> -S key=value ...` in the workspace, started from
 the committed defaults: before every row (and at the end) params.yaml, the lock files
 (`pipelines.layout.LOCK_FILES`) and data/metrics go back to HEAD's and `dvc checkout` puts the
-defaults' outputs back, so DVC reruns only the stages the row's overrides change, rows do not stack, and the minutes are the row's own. That needs the
-defaults' run committed (`dvc repro`, then commit the lock files and data/metrics), which `run` checks.
+defaults' outputs back, so DVC reruns only the stages the row's overrides change, rows do not
+stack, and the minutes are the row's own. That needs the defaults' run committed (`dvc repro`, then
+commit the lock files and data/metrics), which `run` checks.
 The experiments are kept under HEAD (`dvc exp show` lists HEAD's only, so a new commit starts a new
 table); the wall-clock seconds of each row go to data/ablation/seconds.json. Stages run against one
 Prefect server (`pipelines.prefect_server`), as in `make repro`.
