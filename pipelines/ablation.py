@@ -74,9 +74,10 @@ class Ablation:
     why: str
 
 
-# the steering profile's states and wild data at the default's 16 px (row gain_norm_abs_positions_tabletop_half)
-GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF = {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True,
-                                         "worlds.wild.tabletop_share": 0.5}
+# 16 px states blind to the flicker, grid positions in the predictor (row gain_norm_abs_positions)
+GAIN_NORM_ABS_POSITIONS = {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True}
+# and the steering profile's wild data: half the videos over a table top (row gain_norm_abs_positions_tabletop_half)
+GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF = {**GAIN_NORM_ABS_POSITIONS, "worlds.wild.tabletop_share": 0.5}
 # 8 px states blind to the flicker (row patch8_gain_norm and the rows built on it)
 PATCH8_GAIN_NORM = {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
                     "features.encoder.gain_norm": True}
@@ -103,8 +104,8 @@ ABLATIONS = [
     Ablation("abs_positions", {"latent_actions.model.abs_positions": True}, "ours",
              "the predictor's tokens know their grid cell (a turn of the view moves content by an amount that "
              "depends on where it is), at the default 16 px states"),
-    Ablation("gain_norm_abs_positions", {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True},
-             "ours", "gain_norm and abs_positions together, at the default 16 px states"),
+    Ablation("gain_norm_abs_positions", GAIN_NORM_ABS_POSITIONS, "ours",
+             "gain_norm and abs_positions together, at the default 16 px states"),
     Ablation("gain_norm_abs_positions_tabletop_half", GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF,
              "ours", "gain_norm_abs_positions, and half the wild videos over a table top: the steering profile's "
                      "states and wild data at the default's 16 px states, 48 videos and 400 steps (its compute)"),
