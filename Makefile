@@ -39,6 +39,7 @@ bench: install
 	python benchmarks/rope.py
 	python benchmarks/gelu.py
 	python benchmarks/planning.py
+	python benchmarks/stage_exit.py
 	python benchmarks/pipeline.py
 
 clean-data:

@@ -32,6 +32,20 @@ def test_a_stage_process_sets_openmp_before_torch_and_its_threads_from_the_knob(
     assert out == ["3000", "1"]
 
 
+def test_a_stage_process_exits_without_teardown_yet_joins_threads_runs_exit_handlers_and_flushes():
+    code = ("import atexit, threading, time\n"
+            "from pipelines.stage import exit_without_teardown, is_stage_process\n"
+            "threading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()\n"
+            "atexit.register(print, 'handler')\n"
+            "print(is_stage_process(), end=' ')\n"  # buffered: lost unless flushed before leaving
+            "exit_without_teardown(3)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout block-buffered into the pipe
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split() == ["False", "thread", "handler"]  # `-c` is not a stage's `python -m pipelines.<stage>`
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
 def test_auto_precision_is_bfloat16_exactly_on_cpus_with_bfloat16_units():
     flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
