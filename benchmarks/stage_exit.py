@@ -4,8 +4,9 @@
 
 Every DVC stage is a process (`python -m pipelines.<stage>`) that loads torch, Prefect, pandas and
 MLflow before its flow starts, and that Python used to tear down, module by module, after the flow
-ended. `pipelines.stage.exit_without_teardown` (what a stage's process does now) joins the threads,
-runs the exit handlers and leaves. Each child process here imports a stage's module and MLflow,
+ended. `pipelines.stage.exit_without_teardown` (what a stage's process does now) takes the first
+two steps of Python's exit (threading's shutdown, the `atexit` handlers) and leaves without the
+teardown. Each child process here imports a stage's module and MLflow,
 does a small torch matmul, prints the time, and exits one way or the other, in alternation; the
 parent times from that print to the process's end, and the import from the process's start.
 
