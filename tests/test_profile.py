@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lawm.config import ConfigError, load_params, profile_changes, with_profile
-from pipelines.ablation import ABLATIONS
+from pipelines.ablation_rows import ABLATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "profiles" / "paper.yaml"

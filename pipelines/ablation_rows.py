@@ -1,0 +1,116 @@
+"""The rows of the ablation table (`pipelines.ablation`): each a set of params overrides, whose change
+it is (the paper's or ours), and why. Add a row here to run it with `python -m pipelines.ablation run NAME`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lawm.config import read_profile
+
+STEERING = Path(__file__).resolve().parents[1] / "profiles" / "steering.yaml"  # row ..._tabletop_half_noisy_light
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One row: params overrides (dotted keys of params.yaml), whose change it is, and why."""
+    name: str
+    overrides: dict[str, object]
+    source: str  # "paper" or "ours"
+    why: str
+
+
+# 16 px states blind to the flicker, grid positions in the predictor (row gain_norm_abs_positions)
+GAIN_NORM_ABS_POSITIONS = {"features.encoder.gain_norm": True, "latent_actions.model.abs_positions": True}
+# and the steering profile's wild data: half the videos over a table top (row gain_norm_abs_positions_tabletop_half)
+GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF = {**GAIN_NORM_ABS_POSITIONS, "worlds.wild.tabletop_share": 0.5}
+# 8 px states blind to the flicker (row patch8_gain_norm and the rows built on it)
+PATCH8_GAIN_NORM = {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1,
+                    "features.encoder.gain_norm": True}
+# and grid positions in the predictor (row patch8_abs_positions)
+PATCH8_ABS_POSITIONS = {**PATCH8_GAIN_NORM, "latent_actions.model.abs_positions": True}
+# patch8_abs_positions with 3x the wild videos, trained 3x the steps (row patch8_long_wild)
+LONG_WILD = {**PATCH8_ABS_POSITIONS, "worlds.wild.videos": 144, "latent_actions.train.steps": 1200}
+# and a quarter of the wild videos over a table top (row patch8_long_wild_tabletop)
+LONG_WILD_TABLETOP = {**LONG_WILD, "worlds.wild.tabletop_share": 0.25}
+# and noisy at beta 1e-5 (row patch8_long_wild_tabletop_noisy_light, the steering profile until 2026-12-05)
+LONG_WILD_TABLETOP_NOISY_LIGHT = {**LONG_WILD_TABLETOP, "latent_actions.regularizers.noisy.beta": 1e-5}
+# profiles/steering.yaml: that with half the wild videos over a table top (row ..._tabletop_half_noisy_light)
+STEERING_PROFILE = read_profile(STEERING)
+DEFAULTS = Ablation("defaults", {}, "-",
+                    "params.yaml's defaults at the commit the line names, with the metrics committed there")
+ABLATIONS = [
+    Ablation("no_blur", {"features.encoder.blur": 0.0}, "ours", "states without the 2 px blur"),
+    Ablation("gain_norm", {"features.encoder.gain_norm": True}, "ours",
+             "each frame scaled to mean intensity 0.5 before the blur: states blind to the wild flicker"),
+    Ablation("camera_segments", {"worlds.wild.camera_motion": "segments"}, "ours",
+             "the wild camera walks, looks around and stands in 0.5-1 s segments instead of smooth AR(1) motion"),
+    Ablation("idm_coarse", {"latent_actions.model.idm_split": 1}, "ours",
+             "the IDM on the cached 16 px tokens instead of 8 px ones"),
+    Ablation("idm_depth2", {"latent_actions.model.idm_depth": 2}, "ours", "a 2-block IDM (about 1.8x the step time)"),
+    Ablation("abs_positions", {"latent_actions.model.abs_positions": True}, "ours",
+             "the predictor's tokens know their grid cell (a turn of the view moves content by an amount that "
+             "depends on where it is), at the default 16 px states"),
+    Ablation("gain_norm_abs_positions", GAIN_NORM_ABS_POSITIONS, "ours",
+             "gain_norm and abs_positions together, at the default 16 px states"),
+    Ablation("gain_norm_abs_positions_tabletop_half", GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF,
+             "ours", "gain_norm_abs_positions, and half the wild videos over a table top: the steering profile's "
+                     "states and wild data at the default's 16 px states, 48 videos and 400 steps (its compute)"),
+    Ablation("gain_norm_abs_positions_tabletop_half_camera_segments",
+             {**GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF, "worlds.wild.camera_motion": "segments"},
+             "ours", "gain_norm_abs_positions_tabletop_half, and the wild camera walks, looks around and stands in "
+                     "0.5-1 s segments: smooth AR(1) motion continues what the past shows, so the predictor needs "
+                     "no z for it, while a planner's nav actions change course"),
+    Ablation("size48_patch8_tabletop_half",
+             {**GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF, "features.encoder.image_size": 48,
+              "features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1},
+             "ours", "gain_norm_abs_positions_tabletop_half with 48 px states in 8 px patches: a 6x6 grid of "
+                     "384-d tokens, a move crosses tokens as at 8 px on 64 px frames, for about half that "
+                     "grid's tokens (at 16 px nav did not steer)"),
+    Ablation("patch8", {"features.encoder.patch_size": 8, "latent_actions.model.idm_split": 1}, "ours",
+             "8 px patches everywhere (4x the tokens)"),
+    Ablation("patch8_gain_norm", PATCH8_GAIN_NORM, "ours",
+             "8 px patches everywhere and states blind to the flicker (the best latent planner of 2026-12-01)"),
+    Ablation("patch8_query_shift", {**PATCH8_GAIN_NORM, "latent_actions.model.query_shift": True},
+             "ours", "patch8_gain_norm, and the condition also moves each attention head's queries (z can say where "
+                     "content moves)"),
+    Ablation("patch8_decisions", {**PATCH8_GAIN_NORM, "worlds.wild.manipulator_motion": "decisions"},
+             "ours", "patch8_gain_norm, and the wild manipulators move in held steps the past does not predict, "
+                     "as a planner's actions come"),
+    Ablation("patch8_idm_depth2", {**PATCH8_GAIN_NORM, "latent_actions.model.idm_depth": 2},
+             "ours", "patch8_gain_norm with a 2-block IDM: its tokens compare s_t with s_t+1 before the readout "
+                     "reads them"),
+    Ablation("patch8_abs_positions", PATCH8_ABS_POSITIONS, "ours",
+             "patch8_gain_norm, and the predictor's tokens know their grid cell (a turn of the view moves "
+             "content by an amount that depends on where it is)"),
+    Ablation("patch8_long_wild", LONG_WILD,
+             "ours", "patch8_abs_positions with 3x the wild videos and 3x the latent-action training steps together "
+                     "(the paper's main setting leans on far more in-the-wild video, trained far longer; here more "
+                     "steps alone overfit 48 videos and more videos alone diluted the same steps)"),
+    Ablation("patch8_long_wild_tabletop", LONG_WILD_TABLETOP,
+             "ours", "patch8_long_wild, and a quarter of the wild videos show one hand at work over a table top "
+                     "(at 48 videos and 400 steps such scenes taught the predictor arm scenes, not the planner)"),
+    Ablation("patch8_long_wild_tabletop_half", {**LONG_WILD, "worlds.wild.tabletop_share": 0.5},
+             "ours", "patch8_long_wild_tabletop with half the wild videos over a table top (the next dose: at a "
+                     "quarter the main setting's arm planner's predictor answered an action through z half as "
+                     "much as the real-action model does)"),
+    Ablation("patch8_long_wild_tabletop_noisy_light", LONG_WILD_TABLETOP_NOISY_LIGHT,
+             "ours", "patch8_long_wild_tabletop with the light noisy point at beta 1e-5 (the paper's sweep reaches "
+                     "1e-6): under these states the reconstruction loss is a third smaller, and at 1e-4 noisy sat "
+                     "at 0.42 of the way from none to zero; the steering profile until 2026-12-05"),
+    Ablation("patch8_long_wild_tabletop_sparse_light",
+             {**LONG_WILD_TABLETOP_NOISY_LIGHT, "latent_actions.regularizers.sparse.l1": 0.001},
+             "ours", "patch8_long_wild_tabletop_noisy_light with the light sparse point at l1 1e-3, a tenth of the "
+                     "paper's lightest (at 1e-2 sparse carried nothing under these states: position 1.12, "
+                     "z -> action R^2 0.01)"),
+    Ablation("patch8_long_wild_tabletop_half_noisy_light", STEERING_PROFILE,
+             "ours", "patch8_long_wild_tabletop_half with noisy at beta 1e-5: profiles/steering.yaml (half the "
+                     "wild videos over a table top planned closer to the world model than a quarter on three "
+                     "seeds, with and without domain data)"),
+    Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
+             "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
+    Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
+             "half of the wild agents are manipulators (hands that move objects, as egocentric video has)"),
+    Ablation("wild_tabletop", {"worlds.wild.tabletop_share": 0.25}, "ours",
+             "a quarter of the wild videos show hands at work over a table top, as much in-the-wild video does"),
+]
