@@ -101,7 +101,7 @@ def encode_batched(encoder: FrozenEncoder, clips: list[np.ndarray], batch_size: 
     return states
 
 
-def clip_actions(rows: pd.DataFrame, tubelet: int) -> list[np.ndarray]:
+def actions_from_ground_truth(rows: pd.DataFrame, tubelet: int) -> list[np.ndarray]:
     """Real actions between consecutive states of each clip, [S - 1, A] (A = 0 without ground truth)."""
     out, gt_cache = [], {}
     for r in rows.itertuples():
@@ -153,7 +153,7 @@ def build_index(root: Path, clips: pd.DataFrame, num_shards: int, tubelet: int, 
     storage = read_parts(root, num_shards)
     if storage["clip_id"].tolist() != clips["clip_id"].tolist():
         raise RuntimeError(f"{root}: the shards hold other clips than the manifest; rerun cache_features")
-    actions = clip_actions(clips, tubelet)
+    actions = actions_from_ground_truth(clips, tubelet)
     index = clips[INDEX_COLUMNS].reset_index(drop=True).assign(
         actions=[a.reshape(-1).tolist() for a in actions], action_dim=[a.shape[1] for a in actions])
     index = index.merge(storage, on="clip_id", validate="one_to_one")

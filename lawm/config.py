@@ -1,6 +1,7 @@
 """Schema of `params.yaml`: one strict, frozen model per stage.
 
-`params.yaml` is the single source of every knob, so no field has a default here. `load_params`
+`params.yaml` is the single source of every knob: a field has a default here only where it was
+added later, and then the default is the behaviour from before it existed. `load_params`
 validates the whole file before a stage does any work; a wrong value or a misspelt key raises
 `ConfigError` naming the field and what was expected.
 """

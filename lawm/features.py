@@ -190,7 +190,7 @@ class StateWindows(Dataset):
     """
 
     def __init__(self, cache: FeatureCache | str | Path, window: int, split: str | None = None,
-                 domains: Sequence[str] | None = None, with_actions: bool = False, stride: int = 1):
+                 domains: Sequence[str] | None = None, with_actions: bool = False):
         self.cache = FeatureCache.open(cache)
         rows = self.cache.select(split, domains)
         if rows.empty:
@@ -202,7 +202,7 @@ class StateWindows(Dataset):
             bad = rows.loc[rows["action_dim"] == 0, "domain"].unique().tolist()
             raise ValueError(f"with_actions=True but clips of domains {bad} have no actions")
         self.window, self.with_actions = window, with_actions
-        self.items = [(cid, s) for cid in rows["clip_id"] for s in range(0, num_states - window + 1, stride)]
+        self.items = [(cid, s) for cid in rows["clip_id"] for s in range(num_states - window + 1)]
 
     def __len__(self) -> int:
         return len(self.items)

@@ -108,7 +108,12 @@ def _rel_to(path: Path, root: Path) -> str:
 
 def _domain(path: Path, root: Path) -> str:
     rel = path.relative_to(root)
-    return rel.parts[0] if len(rel.parts) > 1 else (root.resolve().name or "videos")
+    return rel.parts[0] if len(rel.parts) > 1 else folder_domain(root)
+
+
+def folder_domain(folder: Path) -> str:
+    """The domain of the videos directly in `folder`: its name (`videos` for the filesystem root)."""
+    return Path(folder).resolve().name or "videos"
 
 
 def _kind_problem(path: Path) -> str:

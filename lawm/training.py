@@ -168,6 +168,33 @@ def _reseed(seed: int, step: int) -> None:
     random.seed(s)
 
 
+def _resume(checkpoint: Path, key: str, model: nn.Module, optimizers: list) -> tuple[int, dict, int, dict]:
+    """Load `checkpoint` into `model` and `optimizers` when it exists (it must be this run's: `key`);
+    return (step, metric sums, their count, last logged metrics): (0, {}, 0, {}) for a new run."""
+    if not checkpoint.is_file():
+        return 0, {}, 0, {}
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if state["fingerprint"] != key:
+        raise CheckpointMismatchError(
+            f"{checkpoint} was written by a different run (model, train config, seed or dataset "
+            f"changed: fingerprint {state['fingerprint']} != {key}); delete {checkpoint.parent} to start afresh")
+    model.load_state_dict(state["model"])
+    for (opt, _), opt_state in zip(optimizers, state["optimizers"], strict=True):
+        opt.load_state_dict(opt_state)
+    return state["step"], state["sums"], state["count"], state["final_metrics"]
+
+
+def _set_lrs(optimizers: list, step: int, cfg: TrainConfig) -> dict[str, float]:
+    """Set each optimizer's learning rate for `step` (warmup and cosine); return them as `lr` (AdamW)
+    and `lr_muon`."""
+    lrs = {}
+    for opt, base in optimizers:
+        lr = lrs["lr_muon" if isinstance(opt, Muon) else "lr"] = base * lr_factor(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+    return lrs
+
+
 def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig, checkpoint_dir: Path,
           seed: int, log: Callable[[dict[str, float], int], None] | None = None, progress: bool = True,
           desc: str = "train") -> TrainResult:
@@ -184,19 +211,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     rank, processes = world()
     key = run_fingerprint(model, dataset, cfg, seed)
     optimizers = make_optimizers(model, cfg)
-    start, sums, count, final = 0, {}, 0, {}
-    resumed_from = None
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state["fingerprint"] != key:
-            raise CheckpointMismatchError(
-                f"{checkpoint} was written by a different run (model, train config, seed or dataset "
-                f"changed: fingerprint {state['fingerprint']} != {key}); delete {checkpoint.parent} to start afresh")
-        model.load_state_dict(state["model"])
-        for (opt, _), opt_state in zip(optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(opt_state)
-        start, sums, count, final = state["step"], state["sums"], state["count"], state["final_metrics"]
-        resumed_from = start
+    start, sums, count, final = _resume(checkpoint, key, model, optimizers)
+    resumed_from = start if checkpoint.is_file() else None
 
     def save(step: int) -> None:
         if rank != 0:
@@ -226,11 +242,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     try:
         for step, batch in enumerate(loader, start):
             _reseed(seed, step)
-            lrs = {}
-            for opt, base in optimizers:
-                lr = lrs["lr_muon" if isinstance(opt, Muon) else "lr"] = base * lr_factor(step, cfg)
-                for group in opt.param_groups:
-                    group["lr"] = lr
+            lrs = _set_lrs(optimizers, step, cfg)
+            for opt, _ in optimizers:
                 opt.zero_grad(set_to_none=True)
             with precision:
                 loss, terms = loss_fn(net, _to(batch, device))

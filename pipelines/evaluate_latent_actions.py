@@ -1,6 +1,6 @@
-"""Stage `evaluate_latent_actions@{variant}`: capacity, future leakage, transfer, probes, locality
-the z -> real action probe and the predictor's use of z on the labelled domains, of one trained
-latent-action model, on held-out clips."""
+"""Stage `evaluate_latent_actions@{variant}`: one trained latent-action model on held-out clips:
+capacity, future leakage, transfer, the ground-truth probes and locality; on the labelled domains
+the z -> real action probe and the predictor's use of z."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ from prefect.cache_policies import NONE
 
 from lawm import tracking
 from lawm.config import Params, load_params
-from lawm.control import Transitions
 from lawm.evaluation import plots
-from lawm.evaluation.capacity import latent_use
-from lawm.evaluation.controller import action_probe_r2
 from lawm.evaluation.leakage import cut_curve_table
-from lawm.evaluation.suite import evaluate
-from lawm.features import FeatureCache, clip_tensor
+from lawm.evaluation.suite import evaluate, evaluate_labelled
+from lawm.features import FeatureCache
 from lawm.io import write_parquet
 from lawm.models.saved import load_model
 from lawm.runtime import resolve_device
@@ -27,23 +24,13 @@ from pipelines.stage import Stopwatch, main, write_metrics
 
 @task(cache_policy=NONE)
 def measure(variant: str, params: Params, features_dir: str, model_path: str, out: Path) -> tuple[dict, list[Path]]:
-    """Every evaluation of the model (`lawm.evaluation.suite`), the z -> action probe and latent use
-    of each labelled domain, and the real domains'; return the metrics and the figures written to `out`."""
-    log = get_run_logger()
+    """Every evaluation of the model (`lawm.evaluation.suite`): on the training domains, on each
+    labelled domain (z -> action probe, latent use) and on the real domains; return the metrics and
+    the figures written to `out`."""
     cfg, cache = params.latent_actions, FeatureCache(features_dir)
     model = load_model(model_path, resolve_device(params.device))
     metrics, artifacts = evaluate(model, cache, cfg.domains)
-    for domain in params.world_model.domains:  # how much of each labelled domain's action z carries, and is used
-        if any(cache.select(split, [domain]).empty for split in ("train", "val")):
-            log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
-            continue
-        metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
-                                                         Transitions(model, cache, domain, "val"))
-        val = cache.select("val", [domain])
-        if val["video"].nunique() < 2:
-            log.warning("no latent use for %s: it needs val clips of two videos", domain)
-            continue
-        metrics[f"latent_use_{domain}"] = latent_use(model, clip_tensor(cache, val), val["video"].tolist())
+    metrics.update(evaluate_labelled(model, cache, params.world_model.domains))
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     if "cut_curve" in artifacts:

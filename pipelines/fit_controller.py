@@ -12,7 +12,7 @@ from lawm import tracking
 from lawm.config import Params, load_params
 from lawm.control import Transitions, action_space
 from lawm.distributed import launch
-from lawm.evaluation.controller import action_probe_r2, rollout_errors
+from lawm.evaluation.controller import action_probe_r2, rollout_errors, rollout_metrics
 from lawm.features import FeatureCache
 from lawm.io import file_digest, fingerprint
 from lawm.models.losses import controller_loss
@@ -69,13 +69,7 @@ def fit_controller(variant: str, domain: str, params_file: str = "params.yaml", 
             device = resolve_device(params.device)
             lam = load_model(lam_path, device)
             errors = rollout_errors(lam, {k: load_model(p, device) for k, p in paths.items()}, cache, domain)
-            metrics = {"seconds": clock.seconds}
-            for name, per_step in errors.items():
-                metrics[f"{name}_rollout_l1"] = per_step.mean().item()
-                metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
-            metrics["idm_action_r2"] = r2
-            for kind in KINDS:
-                metrics[f"{kind}_ratio"] = metrics[f"{kind}_rollout_l1"] / metrics["idm_rollout_l1"]
+            metrics = {"seconds": clock.seconds, **rollout_metrics(errors), "idm_action_r2": r2}
             tracking.log_metrics(metrics)
             write_metrics(f"fit_controller/{variant}/{domain}", metrics)
         log.info("%s/%s rollout L1: idm %.4f, controller %.4f (x%.2f), action-only %.4f (x%.2f); "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lawm.config import LABELLED_WORLDS, REAL_DOMAIN, WORLD_DOMAINS, Params, load_params
 from lawm.io import write_parquet
-from lawm.sources import inventory, listed
+from lawm.sources import folder_domain, inventory, listed
 from pipelines.layout import SCRATCH, SOURCES, WORLDS
 from pipelines.stage import main
 
@@ -35,7 +35,7 @@ def check_sources(params: Params) -> list[tuple[str, str]]:
         entries = list(source.iterdir())
         domains = {p.name for p in entries if p.is_dir()}
         if any(p.name.lower().endswith(exts) for p in entries if not p.is_dir()):
-            domains.add(source.resolve().name)
+            domains.add(folder_domain(source))
     elif source.is_file() and source.suffix.lower() == ".txt":
         domains = {p.parent.name or "videos" for p in listed(source)}
     elif source.is_file():

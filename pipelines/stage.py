@@ -22,7 +22,6 @@ from lawm.runtime import configure_threads
 from lawm.tracking import PARENT_RUN
 from pipelines.layout import METRICS, checkpoints
 
-METRICS_DIR = METRICS
 
 
 MATRIX_ARGS = {  # command-line argument -> (help, check against the params)
@@ -132,7 +131,7 @@ def training_dirs(out: Path, key: str, log, what: str) -> Iterator[Path]:
     shutil.rmtree(work)
 
 
-def write_metrics(stage: str, metrics: dict, folder: Path = METRICS_DIR) -> dict:
+def write_metrics(stage: str, metrics: dict, folder: Path = METRICS) -> dict:
     """Write the stage's results (its metrics without timings) as the small JSON that dvc.yaml
     declares (`stage` may be `name/variant`); returns what was written."""
     results, _ = split_timings(metrics)
@@ -140,7 +139,7 @@ def write_metrics(stage: str, metrics: dict, folder: Path = METRICS_DIR) -> dict
     return results
 
 
-def read_metrics(stage: str, folder: Path = METRICS_DIR) -> dict:
+def read_metrics(stage: str, folder: Path = METRICS) -> dict:
     """A stage's metrics as `write_metrics` wrote them, with its nulls back as NaN."""
     return _null_to_nan(json.loads((Path(folder) / f"{stage}.json").read_text()))
 

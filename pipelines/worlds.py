@@ -8,11 +8,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from lawm import tracking
-from lawm.config import WorldsConfig, load_params
+from lawm.config import REAL_DOMAIN, WorldsConfig, load_params
 from lawm.io import fingerprint, prepare_output_dir
 from lawm.video import frame_strip, read_frames
 from lawm.worlds import DOMAINS, generate_world
-from lawm.worlds.real import REAL_DOMAIN, copy_real_clips
+from lawm.worlds.real import copy_real_clips
 from pipelines.code_deps import code_version
 from pipelines.layout import WORLDS
 from pipelines.stage import Stopwatch, main, write_metrics

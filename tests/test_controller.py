@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lawm.evaluation.controller import action_probe_r2
+from lawm.evaluation.controller import action_probe_r2, rollout_metrics
 from lawm.dynamics import rollout
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 
@@ -132,3 +132,12 @@ def test_action_probe_tells_latents_that_carry_the_action_from_latents_that_do_n
 
     assert action_probe_r2(transitions(400, True), transitions(200, True)) > 0.95
     assert abs(action_probe_r2(transitions(400, False), transitions(200, False))) < 0.1
+
+
+def test_rollout_metrics_give_each_controller_over_the_idm():
+    errors = {"idm": torch.tensor([0.1, 0.3]), "controller": torch.tensor([0.2, 0.6]),
+              "action_only_controller": torch.tensor([0.4, 0.4])}  # L1 per rollout step
+    m = rollout_metrics(errors)
+    assert m["idm_rollout_l1"] == pytest.approx(0.2) and m["idm_rollout_l1_last"] == pytest.approx(0.3)
+    assert m["controller_ratio"] == pytest.approx(2.0) and m["action_only_controller_ratio"] == pytest.approx(2.0)
+    assert m["action_only_controller_rollout_l1_last"] == pytest.approx(0.4) and "idm_ratio" not in m

@@ -270,10 +270,10 @@ class VJEPA2Encoder(HFEncoder):
         self._setup(m, model, image_size, tubelet, device)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        B, T = x.shape[:2]
+        B, T = x.shape[:2]  # x: [B, T, C, H, W]
         x = self.normalise(x).to(self.model.dtype)
-        out = self.model.encoder(pixel_values_videos=x).last_hidden_state  # = VJEPA2Model(...).last_hidden_state
-        return out.reshape(B, T // self.tubelet, self.tokens, self.dim)
+        out = self.model.encoder(pixel_values_videos=x).last_hidden_state  # [B, T/tubelet * N, D]
+        return out.reshape(B, T // self.tubelet, self.tokens, self.dim)  # [B, S, N, D]
 
     def _hashed_module(self) -> torch.nn.Module:
         return self.model.encoder  # the predictor is never run
@@ -298,11 +298,11 @@ class DINOv2Encoder(HFEncoder):
         self._setup(m, model, image_size, tubelet, device)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C, S, _ = x.shape
+        B, T, C, S, _ = x.shape  # x: [B, T, C, S, S]
         x = self.normalise(x).to(self.model.dtype).reshape(B * T, C, S, S)
-        out = self.model(pixel_values=x).last_hidden_state[:, self.num_prefix_tokens:]
-        out = out.reshape(B, T // self.tubelet, self.tubelet, self.tokens, self.dim)
-        return out.mean(dim=2)
+        out = self.model(pixel_values=x).last_hidden_state[:, self.num_prefix_tokens:]  # [B*T, N, D]
+        out = out.reshape(B, T // self.tubelet, self.tubelet, self.tokens, self.dim)  # [B, S', tubelet, N, D]
+        return out.mean(dim=2)  # [B, S', N, D]: each tubelet's frames pooled
 
     def _extra_identity(self) -> dict:
         return {"tubelet_pool": "mean", "dropped_prefix_tokens": self.num_prefix_tokens}

@@ -6,7 +6,7 @@ encoded like the states, and scored by the mean L1 to the true next state, besid
 last state. It bounds what a latent carrying the camera motion could save on this metric
 (docs/findings.md, 2026-12-01, evening).
 
-    python -m lawm.evaluation.camera_oracle [--params params.yaml] [--videos 24] [--camera segments]
+    python -m lawm.evaluation.camera_oracle [--params params.yaml] [--videos 24] [--camera segments] [--gain-norm true]
 """
 
 from __future__ import annotations

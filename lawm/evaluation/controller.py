@@ -41,3 +41,15 @@ def rollout_errors(lam, controllers: dict, cache: FeatureCache, domain: str, spl
         for name, pred in preds.items():
             sums[name] += (pred - states[:, 1:]).abs().mean(dim=(2, 3)).sum(0).cpu()
     return {name: s / len(clips) for name, s in sums.items()}
+
+
+def rollout_metrics(errors: dict[str, Tensor]) -> dict[str, float]:
+    """Of `rollout_errors`: each model's mean and last-step L1, and each controller's mean over the
+    IDM's (`<controller>_ratio`; 1 = as good as the true clip's own latents)."""
+    metrics = {}
+    for name, per_step in errors.items():  # per_step: [S-1]
+        metrics[f"{name}_rollout_l1"] = per_step.mean().item()
+        metrics[f"{name}_rollout_l1_last"] = per_step[-1].item()
+    for name in errors.keys() - {"idm"}:
+        metrics[f"{name}_ratio"] = metrics[f"{name}_rollout_l1"] / metrics["idm_rollout_l1"]
+    return metrics

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lawm.evaluation.capacity import one_step_error
+from lawm.control import Transitions
+from lawm.evaluation.capacity import latent_use, one_step_error
+from lawm.evaluation.controller import action_probe_r2
 from lawm.evaluation.leakage import leakage
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
 from lawm.evaluation.pairs import partner_order
@@ -60,6 +62,25 @@ def evaluate(model, cache: FeatureCache | str, domains: list[str], horizon: int 
             metrics[f"probe_r2_{group}"] = linear_probe_r2(z_train.flatten(0, 1), y_tr, z_val.flatten(0, 1), y_va)
         metrics["locality_concentration"] = locality(model, cache, val, clips, tubelet)
     return metrics, artifacts
+
+
+def evaluate_labelled(model, cache: FeatureCache, domains: list[str]) -> dict[str, float]:
+    """On each labelled domain: how much of its real action the latents carry (`action_r2_<domain>`:
+    held-out z -> action probe) and how much the predictor uses them (`latent_use_<domain>`). A domain
+    without train and val clips, or without val clips of two videos, is skipped with a warning."""
+    metrics = {}
+    for domain in domains:
+        if any(cache.select(split, [domain]).empty for split in ("train", "val")):
+            log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
+            continue
+        metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
+                                                         Transitions(model, cache, domain, "val"))
+        val = cache.select("val", [domain])
+        if val["video"].nunique() < 2:
+            log.warning("no latent use for %s: it needs val clips of two videos", domain)
+            continue
+        metrics[f"latent_use_{domain}"] = latent_use(model, clip_tensor(cache, val), val["video"].tolist())
+    return metrics
 
 
 def locality(model, cache: FeatureCache, val: pd.DataFrame, clips: torch.Tensor, tubelet: int) -> float:

@@ -140,9 +140,9 @@ def cem(cost: CostFn, episodes: int, action_dim: int, cfg: CEMConfig, low: Tenso
         costs = cost(_as_plans(samples, cfg.horizon))  # [E, S]
         elite_cost, idx = costs.topk(cfg.elites, dim=1, largest=False)  # [E, K]
         elites = samples.gather(1, idx[:, :, None, None].expand(-1, -1, steps, action_dim))  # [E, K, steps, A]
-        mean = elites.mean(1)
+        mean = elites.mean(1)  # [E, steps, A]
         if cfg.elites > 1:
-            std = elites.std(1, correction=0)
-        better = elite_cost[:, 0] < best_cost
+            std = elites.std(1, correction=0)  # [E, steps, A]
+        better = elite_cost[:, 0] < best_cost  # [E]
         best[better], best_cost[better] = elites[better, 0], elite_cost[better, 0]
     return best.expand(-1, cfg.horizon, -1).contiguous(), best_cost

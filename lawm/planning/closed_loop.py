@@ -24,6 +24,7 @@ from torch import Tensor
 from lawm.config import ClosedLoopConfig
 from lawm.dynamics import ActionSpace, rollout
 from lawm.planning.planners import Oracle, Planner, Problem
+from lawm.worlds.common import wrap_angle
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def pose_error(pose: np.ndarray, goal: np.ndarray) -> tuple[float, float]:
     dist = float(np.hypot(*(pose[:2] - goal[:2])))
     if len(pose) < 3:
         return dist, 0.0
-    return dist, float(abs((pose[2] - goal[2] + np.pi) % (2 * np.pi) - np.pi))
+    return dist, float(abs(wrap_angle(pose[2] - goal[2])))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lawm.config import LABELLED_WORLDS, WORLD_DOMAINS, WorldsConfig
+from lawm.config import WORLD_DOMAINS, WorldsConfig
 from lawm.io import write_parquet
 from lawm.sources import ground_truth_path
 from lawm.video import write_mp4
@@ -23,7 +23,7 @@ from lawm.worlds import arm, nav, wild
 from lawm.worlds.scenes import check_domain, scene_rng
 from lawm.worlds.sim import Sim, make_sim  # noqa: F401  (the package's API)
 
-DOMAINS, LABELLED = WORLD_DOMAINS, LABELLED_WORLDS
+DOMAINS = WORLD_DOMAINS
 _RENDER = {"wild": wild.render, "arm": arm.render, "nav": nav.render}
 
 

@@ -194,6 +194,7 @@ def smooth_noise(rng: np.random.Generator, n: int, dims: int = 1, corr: float = 
 
 
 def wrap_angle(a):
+    """An angle (radians; array or scalar) in [-pi, pi)."""
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 

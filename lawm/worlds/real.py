@@ -13,7 +13,7 @@ from pathlib import Path
 from lawm.config import REAL_DOMAIN
 from lawm.io import atomic_path
 
-__all__ = ["REAL_DOMAIN", "copy_real_clips", "real_clip_paths"]
+__all__ = ["copy_real_clips", "real_clip_paths"]
 
 
 def real_clip_paths() -> list[Path]:
