@@ -212,7 +212,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, cfg: TrainConfig,
     key = run_fingerprint(model, dataset, cfg, seed)
     optimizers = make_optimizers(model, cfg)
     start, sums, count, final = _resume(checkpoint, key, model, optimizers)
-    resumed_from = start if checkpoint.is_file() else None
+    resumed_from = start or None  # a checkpoint is written after a step, so 0 means a new run
 
     def save(step: int) -> None:
         if rank != 0:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lawm.evaluation.targets import BASELINES
+from lawm.evaluation.targets import BASELINES, best_planner
 from lawm.io import atomic_path, write_json
 from pipelines.ablation_rows import ABLATIONS, DEFAULTS, Ablation
 from pipelines.experiments import set_param_args
@@ -299,8 +299,7 @@ def success(m: dict | None) -> str:
 
 def best_latent(planners: dict, keep: Keep) -> str | None:
     """The kept latent planner with the highest closed-loop success."""
-    found = best({p: value(m, "success") for p, m in latent_planners(planners, keep).items()}, lowest=False)
-    return None if found is None else found[0]
+    return best_planner(planners, [p for p in planners if keep(p)], "success", lower_better=False)
 
 
 def best_success(planners: dict, keep: Keep) -> str:

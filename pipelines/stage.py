@@ -23,7 +23,6 @@ from lawm.tracking import PARENT_RUN
 from pipelines.layout import METRICS, checkpoints
 
 
-
 MATRIX_ARGS = {  # command-line argument -> (help, check against the params)
     "variant": ("a name in latent_actions.regularizers", lambda params, v: params.regularizer(v)),
     "domain": ("a name in world_model.domains", lambda params, d: params.labelled_domain(d)),

@@ -64,7 +64,9 @@ def test_capacity_range_per_family_with_two_strengths():
     assert sparse.evidence == "`none`'s latent carries (probe R^2): flicker 0.90, camera 0.20, agents 0.01"
 
 
-def test_best_planner_skips_the_baselines_and_missing_planners():
+def test_best_planner_skips_the_baselines_and_planners_without_a_finite_result():
     results = PLAN["arm"]["closed_loop"]
     assert targets.best_planner(results, ["none", "oracle", "vq"], "success", lower_better=False) == "none"
     assert targets.best_planner(results, ["world_model", "vq"], "success", lower_better=False) is None
+    unfinished = {**results, "none": {**results["none"], "success": float("nan")}, "sparse": {}}
+    assert targets.best_planner(unfinished, ["none", "sparse"], "success", lower_better=False) is None

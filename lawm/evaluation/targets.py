@@ -39,9 +39,10 @@ class Check:
 
 
 def best_planner(results: dict, names: list[str], key: str, lower_better: bool) -> str | None:
-    """The latent-action planner among `names` with the best `results[name][key]` (None if none ran)."""
-    ran = [n for n in names if n in results and n not in BASELINES]
-    return (min if lower_better else max)(ran, key=lambda n: results[n][key]) if ran else None
+    """The latent-action planner among `names` with the best finite `results[name][key]` (None if none has one)."""
+    ran = {n: results[n].get(key) for n in names if n in results and n not in BASELINES}
+    ran = {n: v for n, v in ran.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    return (min if lower_better else max)(ran, key=ran.get) if ran else None
 
 
 def _evidence(latent: dict, variant: str, domain: str) -> str:
