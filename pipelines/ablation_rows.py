@@ -107,10 +107,22 @@ ABLATIONS = [
              "ours", "patch8_long_wild_tabletop_half with noisy at beta 1e-5: profiles/steering.yaml (half the "
                      "wild videos over a table top planned closer to the world model than a quarter on three "
                      "seeds, with and without domain data)"),
+    Ablation("size48_patch8_long_wild_tabletop_half_noisy_light",
+             {**STEERING_PROFILE, "features.encoder.image_size": 48},
+             "ours", "the steering profile with 48 px states in 8 px patches: a 6x6 grid instead of 8x8, a move "
+                     "still crosses tokens, for about half the profile's tokens (at the default's data and steps "
+                     "the 6x6 grid steered on one seed of two)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
              "half of the wild agents are manipulators (hands that move objects, as egocentric video has)"),
+    Ablation("lam_steps_200", {"latent_actions.train.steps": 200, "latent_actions.train.lr": 0.0009,
+                               "latent_actions.train.muon_lr": 0.03},
+             "ours", "half the latent-action training steps at 1.5x both learning rates (speed: the eight "
+                     "variants are 8.7 of the default run's 22.5 minutes)"),
+    Ablation("controller_steps_300", {"controller.train.steps": 300},
+             "ours", "half the controller training steps (speed: the ten controller stages are 3.3 of the default "
+                     "run's 22.5 minutes)"),
     Ablation("wild_tabletop", {"worlds.wild.tabletop_share": 0.25}, "ours",
              "a quarter of the wild videos show hands at work over a table top, as much in-the-wild video does"),
 ]

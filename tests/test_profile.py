@@ -34,15 +34,18 @@ def test_the_steering_profile_changes_the_states_predictor_and_wild_data_and_is_
     assert changed == {"features.encoder.patch_size": 8, "features.encoder.gain_norm": True,
                        "latent_actions.model.idm_split": 1, "latent_actions.model.abs_positions": True,
                        "worlds.wild.videos": 144, "latent_actions.train.steps": 1200,
-                       "worlds.wild.tabletop_share": 0.5, "latent_actions.regularizers.noisy.beta": 1e-5}
+                       "worlds.wild.tabletop_share": 0.5, "latent_actions.regularizers.noisy.beta": 1e-5,
+                       "controller.train.steps": 600}
     assert dropped == []
     rows = {a.name: a.overrides for a in ABLATIONS}
     assert rows["patch8_long_wild_tabletop_half_noisy_light"] == changed
-    earlier = {k: v for k, v in changed.items() if k != "latent_actions.regularizers.noisy.beta"}
+    earlier = {k: v for k, v in changed.items()
+               if k not in ("latent_actions.regularizers.noisy.beta", "controller.train.steps")}
     assert rows["patch8_long_wild_tabletop_half"] == earlier  # the rows it grew from keep their params (and experiments)
     quarter = {**earlier, "worlds.wild.tabletop_share": 0.25}
     assert rows["patch8_long_wild_tabletop"] == quarter
-    assert rows["patch8_long_wild_tabletop_noisy_light"] == {**changed, "worlds.wild.tabletop_share": 0.25}
+    assert rows["patch8_long_wild_tabletop_noisy_light"] == {**earlier, "worlds.wild.tabletop_share": 0.25,
+                                                          "latent_actions.regularizers.noisy.beta": 1e-5}
     assert rows["patch8_long_wild"] == {k: v for k, v in earlier.items() if k != "worlds.wild.tabletop_share"}
 
 
