@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from pebble import ProcessExpired, ProcessPool
 
-from lawm.clips import action_columns, transition_sums
+from lawm.clips import action_columns, read_ground_truths, transition_sums
 from lawm.config import FeaturesConfig
 from lawm.encoders import FrozenEncoder
 from lawm.features import read_parts, shard_done, to_storage, write_index, write_shard
@@ -103,15 +103,13 @@ def encode_batched(encoder: FrozenEncoder, clips: list[np.ndarray], batch_size: 
 
 def actions_from_ground_truth(rows: pd.DataFrame, tubelet: int) -> list[np.ndarray]:
     """Real actions between consecutive states of each clip, [S - 1, A] (A = 0 without ground truth)."""
-    out, gt_cache = [], {}
+    out, tables = [], read_ground_truths(rows)
     for r in rows.itertuples():
-        num_states = len(r.frame_indices) // tubelet
         if not r.gt:
+            num_states = len(r.frame_indices) // tubelet
             out.append(np.zeros((num_states - 1, 0), np.float32))
             continue
-        if r.gt not in gt_cache:
-            gt_cache[r.gt] = pd.read_parquet(r.gt)
-        gt = gt_cache[r.gt]
+        gt = tables[r.gt]
         out.append(transition_sums(gt, list(r.frame_indices), tubelet, action_columns(gt)))
     return out
 

@@ -128,6 +128,12 @@ def action_columns(gt: pd.DataFrame) -> list[str]:
     return [c for c in gt.columns if c.startswith("action_")]
 
 
+def read_ground_truths(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The ground-truth table of each clip row by its path, each file read once (rows without
+    ground truth, `gt` "", have none)."""
+    return {path: pd.read_parquet(path) for path in dict.fromkeys(rows["gt"]) if path}
+
+
 def transition_sums(gt: pd.DataFrame, frame_indices: list[int], tubelet: int, columns: list[str]) -> np.ndarray:
     """Per-frame `columns` (NaN as 0) summed over each transition between consecutive states.
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lawm.clips import action_columns, extract, split_of, transition_sums
+from lawm.clips import action_columns, extract, read_ground_truths, split_of, transition_sums
 from lawm.sources import inventory
 from lawm.video import inspect_video, read_frames, resample_indices, window_starts
 from tests.conftest import make_video, moving_square
@@ -241,3 +241,15 @@ def test_transition_sums_add_actions_between_state_anchors():
     out = transition_sums(gt, [0, 2, 4, 6], tubelet=2, columns=action_columns(gt))
     assert out.shape == (1, 2)
     assert out.tolist() == [[2 + 3 + 4 + 5, 4.0]]
+
+
+def test_read_ground_truths_reads_each_table_once_and_skips_rows_without(tmp_path, monkeypatch):
+    for name, x in (("a", 1.0), ("b", 2.0)):
+        pd.DataFrame({"frame": [0, 1], "action_dx": x}).to_parquet(tmp_path / f"{name}.gt.parquet")
+    a, b = str(tmp_path / "a.gt.parquet"), str(tmp_path / "b.gt.parquet")
+    reads = []
+    read = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda path: reads.append(path) or read(path))
+    tables = read_ground_truths(pd.DataFrame({"gt": [a, "", b, a, b]}))
+    assert sorted(reads) == [a, b]  # two clips each, one read each
+    assert sorted(tables) == [a, b] and tables[b]["action_dx"].tolist() == [2.0, 2.0]

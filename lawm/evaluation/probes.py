@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lawm.clips import transition_sums
+from lawm.clips import read_ground_truths, transition_sums
 
 
 def motion_columns(gt: pd.DataFrame) -> dict[str, list[str]]:
@@ -28,10 +28,8 @@ def motion_columns(gt: pd.DataFrame) -> dict[str, list[str]]:
 def motion_targets(rows: pd.DataFrame, tubelet: int) -> dict[str, np.ndarray]:
     """Per transition of each cached clip row, summed motion per group: {group: [clips, S-1, K]}."""
     out: dict[str, list[np.ndarray]] = {}
-    tables: dict[str, pd.DataFrame] = {}
+    tables = read_ground_truths(rows)
     for r in rows.itertuples():
-        if r.gt not in tables:
-            tables[r.gt] = pd.read_parquet(r.gt)
         gt = tables[r.gt]
         for group, cols in motion_columns(gt).items():
             motion = transition_sums(gt, list(r.frame_indices), tubelet, cols)  # [S-1, K]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lawm.clips import read_ground_truths
 from lawm.control import Transitions
 from lawm.evaluation.capacity import latent_use, one_step_error
 from lawm.evaluation.controller import action_probe_r2
@@ -84,11 +85,13 @@ def evaluate_labelled(model, cache: FeatureCache, domains: list[str]) -> dict[st
 
 
 def locality(model, cache: FeatureCache, val: pd.DataFrame, clips: torch.Tensor, tubelet: int) -> float:
-    """Mean concentration of the prediction change on agents, over static-camera clips."""
+    """Mean concentration of the prediction change on agents, over static-camera clips. The agents'
+    cells are where they are in the predicted state, at its first frame; the transition's anchor
+    at its last frame (`transition_sums`) times the actions, not what a state shows."""
     image_size, grid = int(cache.meta["encoder"]["image_size"]), cache.grid
-    scores = []
+    scores, tables = [], read_ground_truths(val)
     for i, r in enumerate(val.itertuples()):
-        gt = pd.read_parquet(r.gt)
+        gt = tables[r.gt]
         if gt[["camera_dx", "camera_dy", "camera_dyaw"]].abs().to_numpy().sum() > 0:
             continue  # a moving camera changes every token: locality is about agents
         change = change_maps(model, clips[i:i + 1])[0]  # [S-1, N]
