@@ -112,6 +112,11 @@ ABLATIONS = [
              "ours", "the steering profile with 48 px states in 8 px patches: a 6x6 grid instead of 8x8, a move "
                      "still crosses tokens, for about half the profile's tokens (at the default's data and steps "
                      "the 6x6 grid steered on one seed of two)"),
+    Ablation("size48_patch8_wild2x_tabletop_half_noisy_light",
+             {**STEERING_PROFILE, "features.encoder.image_size": 48, "worlds.wild.videos": 96,
+              "latent_actions.train.steps": 800},
+             "ours", "the 6x6 grid with 2x the default's wild video and steps, not the profile's 3x (at 1x it "
+                     "steered on one seed of two, at 3x on three; cost at 2x between the two)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
