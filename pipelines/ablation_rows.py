@@ -117,6 +117,14 @@ ABLATIONS = [
               "latent_actions.train.steps": 800},
              "ours", "the 6x6 grid with 2x the default's wild video and steps, not the profile's 3x (at 1x it "
                      "steered on one seed of two, at 3x on three; cost at 2x between the two)"),
+    Ablation("size48_patch8_wild2x_steps3x_tabletop_half_noisy_light",
+             {**STEERING_PROFILE, "features.encoder.image_size": 48, "worlds.wild.videos": 96},
+             "ours", "the 6x6 grid with 2x the default's wild video trained 3x as long (with the 2x-video, 2x-steps "
+                     "and 3x-video, 3x-steps rows: whether steps or data carry the main setting)"),
+    Ablation("size48_patch8_wild3x_steps2x_tabletop_half_noisy_light",
+             {**STEERING_PROFILE, "features.encoder.image_size": 48, "latent_actions.train.steps": 800},
+             "ours", "the 6x6 grid with 3x the default's wild video trained 2x as long (the other half of that "
+                     "question)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",
