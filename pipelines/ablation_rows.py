@@ -37,6 +37,8 @@ LONG_WILD_TABLETOP = {**LONG_WILD, "worlds.wild.tabletop_share": 0.25}
 LONG_WILD_TABLETOP_NOISY_LIGHT = {**LONG_WILD_TABLETOP, "latent_actions.regularizers.noisy.beta": 1e-5}
 # profiles/steering.yaml: that with half the wild videos over a table top (row ..._tabletop_half_noisy_light)
 STEERING_PROFILE = read_profile(STEERING)
+# the steering profile at 48 px states in 8 px patches, a 6x6 grid (row size48_patch8_long_wild_...)
+GRID6_STEERING = {**STEERING_PROFILE, "features.encoder.image_size": 48}
 DEFAULTS = Ablation("defaults", {}, "-",
                     "params.yaml's defaults at the commit the line names, with the metrics committed there")
 ABLATIONS = [
@@ -107,22 +109,20 @@ ABLATIONS = [
              "ours", "patch8_long_wild_tabletop_half with noisy at beta 1e-5: profiles/steering.yaml (half the "
                      "wild videos over a table top planned closer to the world model than a quarter on three "
                      "seeds, with and without domain data)"),
-    Ablation("size48_patch8_long_wild_tabletop_half_noisy_light",
-             {**STEERING_PROFILE, "features.encoder.image_size": 48},
+    Ablation("size48_patch8_long_wild_tabletop_half_noisy_light", GRID6_STEERING,
              "ours", "the steering profile with 48 px states in 8 px patches: a 6x6 grid instead of 8x8, a move "
                      "still crosses tokens, for about half the profile's tokens (at the default's data and steps "
                      "the 6x6 grid steered on one seed of two)"),
     Ablation("size48_patch8_wild2x_tabletop_half_noisy_light",
-             {**STEERING_PROFILE, "features.encoder.image_size": 48, "worlds.wild.videos": 96,
-              "latent_actions.train.steps": 800},
+             {**GRID6_STEERING, "worlds.wild.videos": 96, "latent_actions.train.steps": 800},
              "ours", "the 6x6 grid with 2x the default's wild video and steps, not the profile's 3x (at 1x it "
                      "steered on one seed of two, at 3x on three; cost at 2x between the two)"),
     Ablation("size48_patch8_wild2x_steps3x_tabletop_half_noisy_light",
-             {**STEERING_PROFILE, "features.encoder.image_size": 48, "worlds.wild.videos": 96},
+             {**GRID6_STEERING, "worlds.wild.videos": 96},
              "ours", "the 6x6 grid with 2x the default's wild video trained 3x as long (with the 2x-video, 2x-steps "
                      "and 3x-video, 3x-steps rows: whether steps or data carry the main setting)"),
     Ablation("size48_patch8_wild3x_steps2x_tabletop_half_noisy_light",
-             {**STEERING_PROFILE, "features.encoder.image_size": 48, "latent_actions.train.steps": 800},
+             {**GRID6_STEERING, "latent_actions.train.steps": 800},
              "ours", "the 6x6 grid with 3x the default's wild video trained 2x as long (the other half of that "
                      "question)"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
