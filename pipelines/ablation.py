@@ -4,9 +4,11 @@
                                                             # run the named rows (default: those not run
                                                             #   yet), at each seed (default: params.yaml's),
                                                             #   with these latent-action variants (default: all)
-    python -m pipelines.ablation table [--out FILE]         # print the Markdown table; with --out, put it
+    python -m pipelines.ablation table [--out FILE] [--commits N]
+                                                            # print the Markdown table; with --out, put it
                                                             #   between <!-- ablation:start --> and
-                                                            #   <!-- ablation:end --> in FILE
+                                                            #   <!-- ablation:end --> in FILE; with
+                                                            #   --commits, of HEAD's last N commits
 
 Each row is one `dvc exp run --name ablation-<name> -S key=value ...` in the workspace, started from
 the committed defaults: before every row (and at the end) params.yaml, the lock files
@@ -15,8 +17,10 @@ defaults' outputs back, so DVC reruns only the stages the row's overrides change
 stack, and the minutes are the row's own. That needs the defaults' run committed (`dvc repro`, then
 commit the lock files and data/metrics), which `run` checks.
 The experiments are kept under HEAD (`dvc exp show` lists HEAD's only, so a new commit starts a new
-table); the wall-clock seconds of each row go to data/ablation/seconds.json. Stages run against one
-Prefect server (`pipelines.prefect_server`), as in `make repro`.
+table; `table --commits N` also reads those run on HEAD's N-1 first parents, each line naming the
+commit it ran on, for a row whose seeds ran across commits); the wall-clock seconds of each row go
+to data/ablation/seconds.json. Stages run against one Prefect server (`pipelines.prefect_server`),
+as in `make repro`.
 
 `--seeds` runs each row at other seeds too (`-S seed=K`: other worlds, other initial weights, other
 planning scenes), as experiments `ablation-<name>-seed<K>`; `defaults` then names the committed
@@ -106,20 +110,25 @@ def restore_defaults() -> None:
         sys.exit("`dvc checkout --force` could not put the defaults' outputs back (are they in the DVC cache?)")
 
 
-def exp_show() -> list[dict]:
-    """`dvc exp show --json`: the workspace, then HEAD, each `{"rev", "name", "data", "error",
-    "experiments"}`; HEAD's `experiments` is a list of `{"name", "executor", "revs": [entry]}`,
-    an entry's `data` holding its params and metrics."""
-    proc = dvc("exp", "show", "--json", capture=True)
+def exp_show(commits: int = 1) -> list[dict]:
+    """`dvc exp show --json -n commits`: the workspace, then HEAD and its first parents, newest first,
+    each `{"rev", "name", "data", "error", "experiments"}`; a commit's `experiments` is a list of
+    `{"name", "executor", "revs": [entry]}`, an entry's `data` holding its params and metrics."""
+    proc = dvc("exp", "show", "--json", "-n", str(commits), capture=True)
     if proc.returncode != 0:
         sys.exit(f"dvc exp show failed:\n{proc.stderr}")
     return json.loads(proc.stdout)
 
 
 def experiments(shown: list[dict]) -> dict[str, dict]:
-    """Experiment name -> its entry."""
-    return {entry.get("name") or exp.get("name"): entry for baseline in shown
-            for exp in baseline.get("experiments") or [] for entry in exp.get("revs") or []}
+    """Experiment name -> its entry, with the commit it ran on under `base`; a name run on two commits
+    is the newer commit's."""
+    found: dict[str, dict] = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for entry in exp.get("revs") or []:
+                found.setdefault(entry.get("name") or exp.get("name"), {**entry, "base": baseline.get("rev")})
+    return found
 
 
 def committed(shown: list[dict]) -> dict | None:
@@ -375,12 +384,20 @@ def trained_variants(entry: dict | None, head: dict | None) -> str:
     return "-" if entry is None else "all" if trained == every else ", ".join(trained or [])
 
 
+def experiment_cell(entry: dict | None, head_rev: str) -> str:
+    """The experiment's short rev, with the commit it ran on when that is not HEAD; "not run"."""
+    if entry is None:
+        return "not run"
+    base = entry.get("base") or head_rev
+    return entry["rev"][:7] + ("" if base == head_rev else f" on {base[:7]}")
+
+
 def table_row(row: Ablation, entry: dict | None, seconds: float | None, seed: int | None,
-              variants: str) -> dict[str, str]:
-    """One row of the table: the ablation, its seed and variants, its experiment (or "not run"), its
-    metrics, its minutes."""
+              variants: str, head_rev: str = "") -> dict[str, str]:
+    """One row of the table: the ablation, its seed and variants, its experiment (or "not run"; with
+    the commit it ran on when that is not HEAD), its metrics, its minutes."""
     head = {"ablation": row.name, "source": row.source, "what": row.why, "seed": number(seed, "d"),
-            "variants": variants, "experiment": entry["rev"][:7] if entry else "not run"}
+            "variants": variants, "experiment": experiment_cell(entry, head_rev)}
     cells = metric_cells(metrics_of(entry), app_d(entry)) if entry else metric_cells({}, lambda v: False)
     minutes = None if seconds is None or entry is None else seconds / 60
     return head | cells | {"minutes": number(minutes, ".1f")}
@@ -418,20 +435,20 @@ def seeds_row(row: Ablation, runs: dict[int, list[dict]]) -> dict[str, str]:
             | {column: spread([r[column] for r in rates]) for column in rates[0]})
 
 
-def table() -> str:
+def table(commits: int = 1) -> str:
     """The Markdown table: the committed defaults, then every row of ABLATIONS, a line per experiment
-    (per seed, and per set of variants trained); then, when some row ran at two seeds or more, the
-    seeds table."""
-    shown, seconds = exp_show(), read_seconds()
+    (per seed, and per set of variants trained) of HEAD and its `commits - 1` first parents; then,
+    when some row ran at two seeds or more, the seeds table."""
+    shown, seconds = exp_show(commits), read_seconds()
     found, head = experiments(shown), committed(shown)
-    seed = params_of(head).get("seed")
+    seed, head_rev = params_of(head).get("seed"), (head or {}).get("rev", "")
     lines, groups = [], []
     for row in [DEFAULTS, *ABLATIONS]:
         runs = row_runs(found, row, seed)
         if row is DEFAULTS:
             runs.insert(0, (seed, row.name, head))  # its minutes are the default run's, not in seconds.json
         lines += ([table_row(row, entry, None if entry is head else seconds.get(name), at,
-                             trained_variants(entry, head)) for at, name, entry in runs]
+                             trained_variants(entry, head), head_rev) for at, name, entry in runs]
                   or [table_row(row, None, None, seed, "-")])
         by_seed: dict[int, list[dict]] = {}
         for at, _, entry in runs:
@@ -468,11 +485,16 @@ def main(argv: list[str] | None = None) -> int:
                          help="train only these latent-action variants (default: all of params.yaml's)")
     table_cmd = commands.add_parser("table", help="print the Markdown table")
     table_cmd.add_argument("--out", type=Path, help="also write it between the ablation markers in this file")
+    table_cmd.add_argument("--commits", type=int, default=1, metavar="N",
+                           help="also take the experiments run on HEAD's N-1 first parents (`dvc exp show -n N`),"
+                                " each line naming its commit: seeds of a row run across commits (default: 1)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.names, args.seeds, args.variants)
         return 0
-    markdown = table()
+    if args.commits < 1:
+        parser.error("--commits must be at least 1")
+    markdown = table(args.commits)
     print(markdown)
     if args.out:
         insert_table(args.out, markdown)

@@ -128,7 +128,7 @@ def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
                                                          {"world_model": 0.3, "none": 0.25}),
             "ablation-defaults-seed3": entry("e" * 40, 3, 0.8, 0.1, 0.0, 0.3)}
     shown = [{"rev": "workspace"}, {**head, "experiments": [{"name": n, "revs": [e]} for n, e in runs.items()]}]
-    monkeypatch.setattr(ablation, "exp_show", lambda: shown)
+    monkeypatch.setattr(ablation, "exp_show", lambda commits=1: shown)
     monkeypatch.setattr(ablation, "read_seconds", lambda: {"patch8-seed1": 600.0, "patch8-seed2+none_app_d": 120.0})
     main, seeds = ablation.table().split("Over seeds")
     lines = [[c.strip() for c in line.strip("|").split("|")] for line in main.splitlines() if line.startswith("|")]
@@ -148,6 +148,31 @@ def test_the_seeds_table_averages_each_rows_seed_runs(monkeypatch):
     assert summary["patch8"]["success nav App. D"] == "0.20 [0.20, 0.20]"  # seed 2's alone
     assert summary["defaults"]["success arm WM"] == "0.70 [0.60, 0.80]"
     assert summary["defaults"]["success nav App. D"] == "-"  # no App. D planner on nav in these entries
+
+
+def test_the_table_over_commits_names_the_commit_an_earlier_experiment_ran_on(monkeypatch):
+    def entry(rev, seed, none):
+        return planning_entry(rev, seed, {"world_model": 0.6, "none": none}, {"world_model": 0.4, "none": none / 2})
+
+    parent = "9" * 40
+    shown = [{"rev": "workspace"},
+             {**entry("a" * 40, 0, 0.1), "experiments": [{"name": "ablation-patch8-seed1",
+                                                          "revs": [entry("b" * 40, 1, 0.5)]}]},
+             {"rev": parent, "experiments": [
+                 {"name": "ablation-patch8-seed2", "revs": [entry("c" * 40, 2, 0.3)]},
+                 {"name": "ablation-patch8-seed1", "revs": [entry("d" * 40, 1, 0.9)]}]}]  # the newer commit's wins
+    asked = []
+    monkeypatch.setattr(ablation, "exp_show", lambda commits=1: asked.append(commits) or shown)
+    monkeypatch.setattr(ablation, "read_seconds", lambda: {})
+    main, seeds = ablation.table(2).split("Over seeds")
+    assert asked == [2]
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in main.splitlines() if line.startswith("|")]
+    header, body = lines[0], lines[2:]
+    got = [(cells[header.index("seed")], cells[header.index("experiment")]) for cells in body if cells[0] == "patch8"]
+    assert got == [("1", "bbbbbbb"), ("2", "ccccccc on 9999999")]
+    summary = markdown_rows(seeds[seeds.index("|"):])
+    assert summary["patch8"]["seeds"] == "1, 2"
+    assert summary["patch8"]["success arm latent"] == "0.40 [0.30, 0.50]"
 
 
 def test_every_row_names_params_keys_and_changes_each_of_them():
