@@ -546,16 +546,27 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
     return validate_params(raw, "overrides")
 
 
-def read_profile(path: str | Path) -> dict[str, Any]:
-    """A profile's dotted params keys and their values (profiles/*.yaml), not yet checked against params."""
+PROFILE_BASE = "extends"  # a profile's key naming the profile it changes, a path relative to its own file
+
+
+def read_profile(path: str | Path, _within: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile's dotted params keys and their values (profiles/*.yaml), not yet checked against params;
+    under `extends: other.yaml`, the other profile's keys with this one's on top."""
     path = Path(path)
+    if path.resolve() in _within:
+        raise ConfigError(f"{path}: profiles extend each other in a circle: {' -> '.join(map(str, (*_within, path.resolve())))}")
     try:
         raw = _load_yaml(path.read_text(), str(path))
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read the profile: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a profile is a mapping of dotted params keys to values")
-    return raw
+    base = raw.pop(PROFILE_BASE, None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: `{PROFILE_BASE}` names one profile file, got {base!r}")
+    return {**read_profile(path.parent / base, (*_within, path.resolve())), **raw}
 
 
 def with_profile(params: Params, path: str | Path, overrides: dict[str, Any] | None = None) -> Params:

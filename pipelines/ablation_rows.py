@@ -8,7 +8,9 @@ from pathlib import Path
 
 from lawm.config import read_profile
 
-STEERING = Path(__file__).resolve().parents[1] / "profiles" / "steering.yaml"  # row ..._tabletop_half_noisy_light
+PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+STEERING = PROFILES / "steering.yaml"  # row patch8_long_wild_tabletop_half_noisy_light
+STEERING_6X6 = PROFILES / "steering_6x6.yaml"  # row size48_patch8_wild3x_steps2x_tabletop_half_noisy_light
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,9 @@ ABLATIONS = [
              {**GRID6_STEERING, "worlds.wild.videos": 96},
              "ours", "the 6x6 grid with 2x the default's wild video trained 3x as long (with the 2x-video, 2x-steps "
                      "and 3x-video, 3x-steps rows: whether steps or data carry the main setting)"),
-    Ablation("size48_patch8_wild3x_steps2x_tabletop_half_noisy_light",
-             {**GRID6_STEERING, "latent_actions.train.steps": 800},
+    Ablation("size48_patch8_wild3x_steps2x_tabletop_half_noisy_light", read_profile(STEERING_6X6),
              "ours", "the 6x6 grid with 3x the default's wild video trained 2x as long (the other half of that "
-                     "question)"),
+                     "question); profiles/steering_6x6.yaml"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
              "the latent-action model also takes the world model's 2-step rollout loss (about 1.2x the step time)"),
     Ablation("wild_manipulators", {"worlds.wild.manipulator_share": 0.5}, "ours",

@@ -1,4 +1,5 @@
-"""The profiles (profiles/paper.yaml, profiles/steering.yaml) and the GPU benchmark's code path at toy sizes."""
+"""The profiles (profiles/paper.yaml, profiles/steering.yaml, profiles/steering_6x6.yaml) and the GPU
+benchmark's code path at toy sizes."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from lawm.config import ConfigError, load_params, profile_changes, with_profile
+from lawm.config import ConfigError, load_params, profile_changes, read_profile, with_profile
 from pipelines.ablation_rows import ABLATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "profiles" / "paper.yaml"
 STEERING = ROOT / "profiles" / "steering.yaml"
+STEERING_6X6 = ROOT / "profiles" / "steering_6x6.yaml"
 
 
 def test_the_paper_profile_sets_the_papers_sizes_and_budget():
@@ -47,6 +49,33 @@ def test_the_steering_profile_changes_the_states_predictor_and_wild_data_and_is_
     assert rows["patch8_long_wild_tabletop_noisy_light"] == {**earlier, "worlds.wild.tabletop_share": 0.25,
                                                           "latent_actions.regularizers.noisy.beta": 1e-5}
     assert rows["patch8_long_wild"] == {k: v for k, v in earlier.items() if k != "worlds.wild.tabletop_share"}
+
+
+def test_the_6x6_steering_profile_is_the_steering_profile_at_48_px_and_800_steps_and_is_its_ablation_row():
+    params = load_params(ROOT / "params.yaml")
+    steering, _ = profile_changes(params, STEERING)
+    changed, dropped = profile_changes(params, STEERING_6X6)
+    assert changed == {**steering, "features.encoder.image_size": 48, "latent_actions.train.steps": 800}
+    assert dropped == []
+    rows = {a.name: a.overrides for a in ABLATIONS}
+    assert rows["size48_patch8_wild3x_steps2x_tabletop_half_noisy_light"] == changed
+    assert rows["size48_patch8_long_wild_tabletop_half_noisy_light"] == {**changed, "latent_actions.train.steps": 1200}
+
+
+def test_a_profile_extends_another_and_a_circle_or_a_bad_base_is_refused(tmp_path):
+    (tmp_path / "base.yaml").write_text("clips.fps: 2.0\nseed: 3\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nseed: 5\n")
+    assert read_profile(tmp_path / "child.yaml") == {"clips.fps": 2.0, "seed": 5}  # the child's keys on top
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nseed: 1\n")
+    with pytest.raises(ConfigError, match="in a circle"):
+        read_profile(tmp_path / "a.yaml")
+    (tmp_path / "list.yaml").write_text("extends: [base.yaml]\n")
+    with pytest.raises(ConfigError, match="names one profile file"):
+        read_profile(tmp_path / "list.yaml")
+    (tmp_path / "missing.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml: cannot read the profile"):
+        read_profile(tmp_path / "missing.yaml")
 
 
 def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
