@@ -39,8 +39,11 @@ LONG_WILD_TABLETOP = {**LONG_WILD, "worlds.wild.tabletop_share": 0.25}
 LONG_WILD_TABLETOP_NOISY_LIGHT = {**LONG_WILD_TABLETOP, "latent_actions.regularizers.noisy.beta": 1e-5}
 # profiles/steering.yaml: that with half the wild videos over a table top (row ..._tabletop_half_noisy_light)
 STEERING_PROFILE = read_profile(STEERING)
-# the steering profile at 48 px states in 8 px patches, a 6x6 grid (row size48_patch8_long_wild_...)
-GRID6_STEERING = {**STEERING_PROFILE, "features.encoder.image_size": 48}
+# profiles/steering_6x6.yaml: the steering profile at 48 px states in 8 px patches (a 6x6 grid), 800 steps
+STEERING_6X6_PROFILE = read_profile(STEERING_6X6)
+# that grid at the steering profile's 1200 steps (row size48_patch8_long_wild_..., and the dose rows from it)
+GRID6_STEERING = {**STEERING_6X6_PROFILE,
+                  "latent_actions.train.steps": STEERING_PROFILE["latent_actions.train.steps"]}
 DEFAULTS = Ablation("defaults", {}, "-",
                     "params.yaml's defaults at the commit the line names, with the metrics committed there")
 ABLATIONS = [
@@ -123,7 +126,7 @@ ABLATIONS = [
              {**GRID6_STEERING, "worlds.wild.videos": 96},
              "ours", "the 6x6 grid with 2x the default's wild video trained 3x as long (with the 2x-video, 2x-steps "
                      "and 3x-video, 3x-steps rows: whether steps or data carry the main setting)"),
-    Ablation("size48_patch8_wild3x_steps2x_tabletop_half_noisy_light", read_profile(STEERING_6X6),
+    Ablation("size48_patch8_wild3x_steps2x_tabletop_half_noisy_light", STEERING_6X6_PROFILE,
              "ours", "the 6x6 grid with 3x the default's wild video trained 2x as long (the other half of that "
                      "question); profiles/steering_6x6.yaml"),
     Ablation("lam_rollout", {"latent_actions.rollout_steps": 2}, "ours",
