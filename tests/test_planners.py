@@ -87,8 +87,10 @@ def test_a_users_registered_domain_gets_its_protocol(tmp_path, monkeypatch):
     register("kitchen", LabelledDomain("droid", "droid"))
     assert labelled("kitchen").protocol == "droid" and labelled("kitchen").sim is None
     out = trials.offline("kitchen", {"random": RandomPlanner(), "oracle": Oracle()}, cache, space, BUDGET, seed=0)
-    assert set(out["oracle"]) == {"delta", "delta_sem", "delta_relative", "ms_per_plan"}  # DROID's, not generic
+    assert set(out["oracle"]) == {"delta", "delta_sem", "delta_relative", "size_ratio", "direction_cosine",
+                                  "ms_per_plan"}  # DROID's, not generic
     assert out["oracle"]["delta"] == 0 and out["random"]["delta"] > 0
+    assert out["oracle"]["size_ratio"] == pytest.approx(1) and out["oracle"]["direction_cosine"] == pytest.approx(1)
     with pytest.raises(ValueError, match="already registered"):
         register("kitchen", LabelledDomain("generic", "droid"))
     register("garden", LabelledDomain("droid2", "droid"))

@@ -11,7 +11,8 @@ from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldM
 from lawm.planning.cem import cem, goal_cost, sample_plans
 from lawm.planning.closed_loop import Timing, wilson_interval
 from lawm.planning.planners import CEMPlanner, Oracle, RandomPlanner
-from lawm.planning.protocols import Segments, arm_delta, ate, droid_metrics, integrate_poses, plan, rpe
+from lawm.planning.protocols import (Segments, arm_delta, ate, droid_metrics, integrate_poses, plan, rpe,
+                                     sum_agreement)
 
 BOX = torch.full((2,), -3.0), torch.full((2,), 3.0)
 
@@ -89,6 +90,20 @@ def test_droid_metrics_of_still_references_have_no_relative_delta():
     metrics = droid_metrics(planned, torch.zeros_like(planned))  # no true motion to be relative to
     assert metrics["delta"] == pytest.approx(0.2)
     assert math.isnan(metrics["delta_relative"])
+    assert math.isnan(metrics["size_ratio"]) and math.isnan(metrics["direction_cosine"])
+
+
+def test_planned_sums_size_and_direction_against_the_true_ones():
+    true = torch.tensor([[[0.1, 0.0], [0.1, 0.0]], [[0.0, 0.1], [0.0, 0.1]]])  # sums (0.2, 0), (0, 0.2)
+    overshoot = droid_metrics(3 * true, true)  # the right way, three times as far
+    assert overshoot["size_ratio"] == pytest.approx(3.0) and overshoot["direction_cosine"] == pytest.approx(1.0)
+    across = torch.tensor([[[0.0, 0.1], [0.0, 0.1]], [[-0.1, 0.0], [-0.1, 0.0]]])  # as far, at right angles
+    assert sum_agreement(across, true)["size_ratio"] == pytest.approx(1.0)
+    assert sum_agreement(across, true)["direction_cosine"] == pytest.approx(0.0, abs=1e-7)
+    still = torch.zeros_like(true)  # a planner that never moves has no direction, only size 0
+    assert sum_agreement(still, true)["size_ratio"] == 0 and math.isnan(sum_agreement(still, true)["direction_cosine"])
+    half = torch.cat([-true[:1], true[1:]])  # one episode backwards, one right: cosine -1 and 1
+    assert sum_agreement(half, true)["direction_cosine"] == pytest.approx(0.0, abs=1e-7)
 
 
 def test_poses_integrate_in_the_body_frame():

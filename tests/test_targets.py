@@ -12,8 +12,9 @@ PLAN = {
         "closed_loop": {"world_model": _loop(0.6, 0.5, 0.7), "random": _loop(0.02, 0.01, 0.07),
                         "oracle": _loop(1.0, 0.96, 1.0), "none": _loop(0.3, 0.2, 0.4),
                         "none_app_d": _loop(0.45, 0.35, 0.55)},
-        "offline": {"world_model": {"delta": 0.2}, "random": {"delta": 0.3}, "oracle": {"delta": 0.0},
-                    "none": {"delta": 0.35}, "none_app_d": {"delta": 0.28}},
+        "offline": {"world_model": {"delta": 0.2, "size_ratio": 0.9, "direction_cosine": 0.94},
+                    "random": {"delta": 0.3}, "oracle": {"delta": 0.0},
+                    "none": {"delta": 0.35, "size_ratio": 1.4, "direction_cosine": 0.45}, "none_app_d": {"delta": 0.28}},
     },
     "nav": {
         "closed_loop": {"world_model": _loop(0.3, 0.2, 0.4), "random": _loop(0.0, 0.0, 0.04),
@@ -44,6 +45,9 @@ def test_droid_bar_only_where_the_droid_protocol_planned():
     checks = targets.droid(PLAN, LATENT, GROUPS, ["arm", "nav"])
     assert [c.met for c in checks] == [False, True]  # 1.75x, 1.4x; nav (RECON) has no Δ
     assert "1.75x" in checks[0].measured and "random 0.300" in checks[0].measured
+    assert checks[0].evidence == ("`none` on arm: z -> action R^2 0.40, z use 1.020; plans 1.40x the true size, "
+                                  "direction cosine 0.45 (world model 0.90x, 0.94)")
+    assert checks[1].evidence == "`none_app_d` on arm: z -> action R^2 0.62, z use 1.400"  # no sums: R^2 alone
 
 
 def test_action_r2_takes_the_best_variant_per_domain():

@@ -13,7 +13,10 @@ for V-JEPA 2-AC). Our bars for "about as well" on the simulators and protocols o
   `CAPACITY_EDGE` of 1.
 
 Each check also gives the evidence a reader needs to see why a bar is missed: for a planner, its
-latent's z -> action R^2 and z use on the domain (1 = the predictor ignores z, so no plan steers).
+latent's z -> action R^2 and z use on the domain (1 = the predictor ignores z, so no plan steers);
+for the DROID Δ also the planned sums' size and direction against the true ones, beside the world
+model's (an overshoot is a model that answers the action too weakly; a low cosine, plans that do
+not know the way).
 """
 
 from __future__ import annotations
@@ -98,12 +101,23 @@ def _droid(results: dict, latent: dict, groups: dict[str, list[str]], domain: st
         if best is None:
             continue
         ratio = results[best]["delta"] / wm
+        evidence = "; ".join(e for e in (_evidence(latent, best, domain), _sums(results, best)) if e)
         checks.append(Check(
             target=f"DROID Δ {domain}, {setting}: latent <= {DROID_DELTA_RATIO}x world model",
             measured=f"`{best}` {results[best]['delta']:.3f} / {wm:.3f} = {ratio:.2f}x; "
                      f"random {results['random']['delta']:.3f}",
-            met=bool(ratio <= DROID_DELTA_RATIO), evidence=_evidence(latent, best, domain)))
+            met=bool(ratio <= DROID_DELTA_RATIO), evidence=evidence))
     return checks
+
+
+def _sums(results: dict, best: str) -> str:
+    """Where Δ comes from: the planned sums' size and direction (lawm.planning.protocols.sum_agreement),
+    the planner's against the world model's ("" for results without them)."""
+    x, wm = results[best], results["world_model"]
+    if "size_ratio" not in x or "size_ratio" not in wm:
+        return ""
+    return (f"plans {x['size_ratio']:.2f}x the true size, direction cosine {x['direction_cosine']:.2f} "
+            f"(world model {wm['size_ratio']:.2f}x, {wm['direction_cosine']:.2f})")
 
 
 def action_r2(latent: dict, domains: list[str]) -> list[Check]:

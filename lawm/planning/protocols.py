@@ -92,12 +92,27 @@ def plan(planner: Planner, segments: Segments, space: ActionSpace, cfg: Protocol
     return planner.plan(problem, space, cfg, torch.Generator().manual_seed(seed))
 
 
+def sum_agreement(planned: Tensor, true: Tensor) -> dict[str, float]:
+    """How the planned sums of actions compare with the true ones, in size and in direction:
+    `size_ratio` = mean |sum planned|_2 / mean |sum true|_2 (> 1: the plans overshoot), `direction_cosine` = mean
+    cosine between the two sums over the episodes where both move (1: the right way; 0: unrelated).
+    NaN where nothing moves. planned, true [E, H, A]."""
+    p, t = planned.sum(1), true.sum(1)  # [E, A]
+    p_norm, t_norm = p.norm(dim=-1), t.norm(dim=-1)  # [E]
+    moving = (p_norm > 0) & (t_norm > 0)
+    cosine = (p * t).sum(-1)[moving] / (p_norm * t_norm)[moving]
+    return {"size_ratio": (p_norm.mean() / t_norm.mean()).item() if t_norm.mean() > 0 else float("nan"),
+            "direction_cosine": cosine.mean().item() if moving.any() else float("nan")}
+
+
 def droid_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
-    """Δ (mean, standard error) and Δ relative to |sum of true actions|_1 (NaN when every true sum is 0)."""
+    """Δ (mean, standard error), Δ relative to |sum of true actions|_1 (NaN when every true sum is 0),
+    and where Δ comes from: the planned sums' size and direction against the true ones (sum_agreement)."""
     delta = arm_delta(planned, true)  # [E]
     scale = true.sum(1).abs().sum(-1).mean().item()
     return {"delta": delta.mean().item(), "delta_sem": (delta.std() / np.sqrt(len(delta))).item(),
-            "delta_relative": delta.mean().item() / scale if scale > 0 else float("nan")}
+            "delta_relative": delta.mean().item() / scale if scale > 0 else float("nan"),
+            **sum_agreement(planned, true)}
 
 
 def recon_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
