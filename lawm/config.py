@@ -284,6 +284,9 @@ class LatentActionsConfig(Strict):
     eval_real_domains: list[Name]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
     window: Annotated[int, Field(ge=2)]  # states per training sequence
     rollout_steps: PositiveInt = 1  # 1 = teacher forcing only (the paper's); r > 1 adds world_model's rollout loss
+    # the predictor's change has zero mean over the state (ours; lawm.models.predictor): a uniform
+    # brightness change is left to persistence, and no latent is paid for carrying it
+    keep_mean: bool = False
     model: ModelConfig
     train: TrainConfig
 

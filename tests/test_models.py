@@ -58,10 +58,11 @@ def open_gates(predictor: Predictor) -> None:
     torch.nn.init.normal_(predictor.out.weight, std=0.3)
 
 
-def tiny_predictor(cond_dim: int = LATENT, query_shift: bool = False, abs_positions: bool = False) -> Predictor:
+def tiny_predictor(cond_dim: int = LATENT, query_shift: bool = False, abs_positions: bool = False,
+                   keep_mean: bool = False) -> Predictor:
     torch.manual_seed(0)
     return Predictor(D_IN, GRID, cond_dim, dim=32, depth=2, heads=2, mlp_ratio=2.0, query_shift=query_shift,
-                     abs_positions=abs_positions)
+                     abs_positions=abs_positions, keep_mean=keep_mean)
 
 
 def test_idm_gives_one_latent_per_transition_from_that_pair_only():
@@ -177,6 +178,9 @@ def test_rollout_loss_scores_fed_back_predictions_and_trains_the_idm(tmp_path):
     assert lam.idm.head.weight.grad.abs().sum() > 0  # z is shaped by the rollout too
     kwargs = latent_action_model_args({"token_dim": D_IN, "grid": list(GRID)}, TINY, NONE, 1, rollout_steps=3)
     assert load_model(save_model(tmp_path / "m.pt", lam, "latent_action_model", kwargs)).rollout_steps == 3
+    kept = build_latent_action_model(D_IN, GRID, TINY, NONE, keep_mean=True)
+    kwargs = latent_action_model_args({"token_dim": D_IN, "grid": list(GRID)}, TINY, NONE, 1, keep_mean=True)
+    assert load_model(save_model(tmp_path / "k.pt", kept, "latent_action_model", kwargs)).predictor.keep_mean
 
 
 def test_noisy_model_has_a_two_headed_idm_and_deterministic_latents():
@@ -236,9 +240,10 @@ def test_zero_model_has_no_idm_and_never_sees_the_future():
     assert not torch.allclose(none(future)["pred"][:, 0], none(states)["pred"][:, 0])
 
 
-@pytest.mark.parametrize("query_shift, abs_positions", [(False, False), (True, False), (False, True)])
-def test_step_with_cached_keys_equals_the_teacher_forced_pass(query_shift, abs_positions):
-    predictor = tiny_predictor(query_shift=query_shift, abs_positions=abs_positions)
+@pytest.mark.parametrize("query_shift, abs_positions, keep_mean",
+                         [(False, False, False), (True, False, False), (False, True, False), (False, False, True)])
+def test_step_with_cached_keys_equals_the_teacher_forced_pass(query_shift, abs_positions, keep_mean):
+    predictor = tiny_predictor(query_shift=query_shift, abs_positions=abs_positions, keep_mean=keep_mean)
     open_gates(predictor)
     states, cond = torch.randn(3, 4, N, D_IN), torch.randn(3, 4, LATENT)
     with torch.no_grad():
@@ -295,6 +300,24 @@ def test_a_saved_model_has_the_same_bytes_every_time_and_loads_back(tmp_path):
     loaded = load_model(first)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_keep_mean_predicts_the_last_states_mean_and_the_same_change_otherwise():
+    """With `keep_mean` every prediction (teacher-forced and stepped) has its last state's mean over
+    tokens and channels; it differs from the plain predictor's by a constant per state, no more."""
+    plain, kept = tiny_predictor(), tiny_predictor(keep_mean=True)
+    for predictor in (plain, kept):
+        open_gates(predictor)
+    kept.load_state_dict(plain.state_dict())
+    states, cond = torch.randn(2, 3, N, D_IN), torch.randn(2, 3, LATENT)
+    with torch.no_grad():
+        free, pinned = plain(states, cond), kept(states, cond)  # [B, T, N, D]
+        stepped, _ = kept.step(states[:, 0], cond[:, 0])  # [B, N, D]
+    assert (free.mean((-2, -1)) - states.mean((-2, -1))).abs().min() > 1e-3  # the plain predictor moves the mean
+    torch.testing.assert_close(pinned.mean((-2, -1)), states.mean((-2, -1)))
+    torch.testing.assert_close(stepped.mean((-2, -1)), states[:, 0].mean((-2, -1)))
+    offset = pinned - free  # [B, T, N, D]
+    torch.testing.assert_close(offset, offset[:, :, :1, :1].expand_as(offset))
 
 
 def test_only_absolute_positions_let_the_predictor_change_a_uniform_frame_by_place():

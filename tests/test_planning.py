@@ -202,13 +202,16 @@ def world_models():
     action_wm = ActionWorldModel(open_gates(Predictor(D, grid, A, 24, 2, 2, 2.0)), [0.5, 2.0])
     placed_wm = ActionWorldModel(open_gates(Predictor(D, grid, A, 24, 2, 2, 2.0, abs_positions=True)), [0.5, 2.0])
     lam = open_gates(Predictor(D, grid, L, 24, 2, 2, 2.0))
+    kept_lam = open_gates(Predictor(D, grid, L, 24, 2, 2, 2.0, keep_mean=True))
     return {"action world model": action_wm.eval(), "action world model, absolute positions": placed_wm.eval(),
             "latent model + controller": ControlledWorldModel(lam, Controller(D, grid, A, L, 24, 2, 2.0, [1.0, 1.0])).eval(),
+            "latent model keeping the mean + controller": ControlledWorldModel(
+                kept_lam, Controller(D, grid, A, L, 24, 2, 2.0, [1.0, 1.0])).eval(),
             "latent model + action-only controller": ControlledWorldModel(lam, ActionOnlyController(A, L, 16, [1.0, 1.0])).eval()}
 
 
 @pytest.mark.parametrize("name", ["action world model", "action world model, absolute positions", "latent model + controller",
-                                  "latent model + action-only controller"])
+                                  "latent model keeping the mean + controller", "latent model + action-only controller"])
 def test_folded_goal_cost_equals_building_the_states(name):
     """The fast path never builds the D-wide states; it must give the reference's costs and plans."""
     dynamics = world_models()[name]
@@ -227,7 +230,8 @@ def test_folded_goal_cost_equals_building_the_states(name):
     torch.testing.assert_close(best[True][1], best[False][1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["action world model", "latent model + controller"])
+@pytest.mark.parametrize("name", ["action world model", "latent model + controller",
+                                  "latent model keeping the mean + controller"])
 @pytest.mark.parametrize("fold", [True, False])
 def test_bfloat16_rollouts_give_the_float32_costs_and_as_good_plans(name, fold):
     """The fast path on machines with bf16 matrix units (planning.precision): costs within bf16's

@@ -52,5 +52,5 @@ class ActionWorldModel(TakesRealActions):
 
     def step_hidden(self, context: list[Tensor], action: Tensor, past: list[KV] | None = None
                     ) -> tuple[Tensor, list[KV]]:
-        """`step` from the state's `context` -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+        """`step` from the state's `context` -> (h [B, N, dim], cache): s' = s + predictor.change(h)."""
         return self.predictor.step_hidden(context[0], self.unit_actions(action), past)

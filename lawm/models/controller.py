@@ -101,7 +101,7 @@ class ControlledWorldModel(nn.Module):
 
     def step_hidden(self, context: list[Tensor], action: Tensor, past: list[KV] | None = None
                     ) -> tuple[Tensor, list[KV]]:
-        """`step` from the state's `context` -> (h [B, N, dim], cache): s' = s + predictor.out(h)."""
+        """`step` from the state's `context` -> (h [B, N, dim], cache): s' = s + predictor.change(h)."""
         if not isinstance(self.controller, Controller):
             return self.predictor.step_hidden(context[0], self.controller(None, action), past)
         z = self.controller.read(context[1], action)  # [B, L]

@@ -67,14 +67,15 @@ class LatentActionModel(nn.Module):
 
 
 def build_latent_action_model(token_dim: int, tokens_grid: tuple[int, int], model_cfg: ModelConfig,
-                              reg_cfg: RegularizerConfig, tubelet: int = 1, rollout_steps: int = 1) -> LatentActionModel:
+                              reg_cfg: RegularizerConfig, tubelet: int = 1, rollout_steps: int = 1,
+                              keep_mean: bool = False) -> LatentActionModel:
     """`tubelet`: frames per state of the pixels tokens (needed when the IDM splits them);
-    `rollout_steps`: see LatentActionModel."""
+    `rollout_steps`: see LatentActionModel; `keep_mean`: see lawm.models.predictor.Predictor."""
     m = model_cfg
     regularizer = build_regularizer(reg_cfg, m.latent_dim)
     idm = (InverseDynamics(token_dim, tokens_grid, regularizer.raw_dim, m.dim, m.idm_depth, m.heads, m.mlp_ratio,
                            m.idm_split, tubelet) if regularizer.uses_idm else None)
-    predictor = build_predictor(token_dim, tokens_grid, m.latent_dim, m)
+    predictor = build_predictor(token_dim, tokens_grid, m.latent_dim, m, keep_mean)
     return LatentActionModel(idm, predictor, regularizer, rollout_steps)
 
 

@@ -9,10 +9,11 @@ from lawm.config import ModelConfig
 from lawm.nn import KV, AdaLNZeroBlock, frame_causal_mask, grid_positions, rope_angles, sincos_positions
 
 
-def build_predictor(token_dim: int, grid: tuple[int, int], cond_dim: int, m: ModelConfig) -> "Predictor":
+def build_predictor(token_dim: int, grid: tuple[int, int], cond_dim: int, m: ModelConfig,
+                    keep_mean: bool = False) -> "Predictor":
     """The predictor of the sizes in `m`, taking `cond_dim`-d conditions (a latent or a real action)."""
     return Predictor(token_dim, tuple(grid), cond_dim, m.dim, m.depth, m.heads, m.mlp_ratio, m.query_shift,
-                     m.abs_positions)
+                     m.abs_positions, keep_mean)
 
 
 class Predictor(nn.Module):
@@ -33,12 +34,19 @@ class Predictor(nn.Module):
     spends its steps on the change, which is what the latent action has to explain. The function
     class is the same; at our CPU budgets the plain parametrisation had not even learnt to copy
     s_t after 400 steps (held-out L1 0.089 against 0.082 for copying).
+
+    `keep_mean` (ours): the predicted change has zero mean over the state (tokens and channels), so a
+    prediction keeps the last state's mean intensity. A uniform brightness change (the `wild`
+    flicker) is then left to persistence for every model alike, and the latent is not paid for
+    carrying it (docs/findings.md, 2026-12-07). Still linear in the hidden states, so folded
+    planning holds (lawm.planning.cem).
     """
 
     def __init__(self, token_dim: int, grid: tuple[int, int], cond_dim: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float, query_shift: bool = False, abs_positions: bool = False):
+                 heads: int, mlp_ratio: float, query_shift: bool = False, abs_positions: bool = False,
+                 keep_mean: bool = False):
         super().__init__()
-        self.grid, self.heads, self.cond_dim = tuple(grid), heads, cond_dim
+        self.grid, self.heads, self.cond_dim, self.keep_mean = tuple(grid), heads, cond_dim, keep_mean
         self.inp = nn.Linear(token_dim, dim)
         self.cond_embed = nn.Linear(cond_dim, dim)
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, mlp_ratio, dim, query_shift) for _ in range(depth))
@@ -65,7 +73,13 @@ class Predictor(nn.Module):
         mask = frame_causal_mask(T, N, states.device)  # [T*N, T*N]
         for block in self.blocks:
             x = block(x, c, angles, mask)  # [B, T, N, dim]
-        return states + self.out(self.norm(x))  # [B, T, N, D_in]: s_t + predicted change
+        return states + self.change(self.norm(x))  # [B, T, N, D_in]: s_t + predicted change
+
+    def change(self, h: Tensor) -> Tensor:
+        """The predicted change [..., N, D_in] from the last hidden states h [..., N, dim]: out(h), less
+        its mean over the state's tokens and channels with `keep_mean`."""
+        delta = self.out(h)  # [..., N, D_in]
+        return delta - delta.mean(dim=(-2, -1), keepdim=True) if self.keep_mean else delta
 
     def with_positions(self, x: Tensor) -> Tensor:
         """Projected tokens x [..., N, dim] with their grid cells' positions added (`abs_positions`)."""
@@ -79,11 +93,11 @@ class Predictor(nn.Module):
         on the sequence so far, at the cost of one frame: what planning rollouts need.
         """
         hidden, past = self.step_hidden(self.inp(state), cond, past)  # [B, N, dim]
-        return state + self.out(hidden), past  # [B, N, D_in]
+        return state + self.change(hidden), past  # [B, N, D_in]
 
     def step_hidden(self, x: Tensor, cond: Tensor, past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
         """`step` in the model's width: x = inp(s_t) [B, N, dim] -> (h [B, N, dim], cache), where
-        s_{t+1} = s_t + out(h). Folded planning (lawm.planning.cem) never builds the D_in-wide states."""
+        s_{t+1} = s_t + change(h). Folded planning (lawm.planning.cem) never builds the D_in-wide states."""
         N = x.shape[1]
         x = self.with_positions(x)  # [B, N, dim]
         t = 0 if past is None else past[0][0].shape[2] // N

@@ -65,36 +65,50 @@ def folded_distances(dynamics, starts: Tensor, goals: Tensor) -> Callable[[Tenso
     r(s_{t+1}) = r(s_t) + (W_r W_o) h_t + W_r b_o, and with u = sum_t h_t, d = s_0 - goal + H b_o:
     ||s_H - goal||^2 = sum over tokens of ||d||^2 + 2 (d W_o) . u + u (W_o^T W_o) u.
     This drops the D-wide input and output projections of every step (D = 1536 against dim = 128
-    at the defaults); the last sum runs in float64, as it subtracts nearly equal terms. Every sample
-    of an episode starts from the same state, so the first step's action-free work
-    (dynamics.context: a controller's memory) runs once per episode.
+    at the defaults); the last sum runs in float64, as it subtracts nearly equal terms. A predictor
+    that keeps the state's mean (`keep_mean`) subtracts m_t = mean(out(h_t)) from every element of
+    the change: readers get - m_t W_r 1, and with m the mean of d + W_o u and m_0 that of s_0 - goal,
+    ||s_H - goal||^2 = (the sum above) - N D (m^2 - m_0^2). Every sample of an episode starts from
+    the same state, so the first step's action-free work (dynamics.context: a controller's memory)
+    runs once per episode.
     """
-    out = dynamics.predictor.out
-    w_o, b_o = out.weight, out.bias  # [D, dim], [D]
+    predictor = dynamics.predictor
+    w_o, b_o = predictor.out.weight, predictor.out.bias  # [D, dim], [D]
+    N, D = starts.shape[1:]
+    keep_mean = predictor.keep_mean
+    w_mean, b_mean = w_o.mean(0), b_o.mean()  # [dim], []: a hidden's and the bias's part in mean(out(h))
     readers = dynamics.readers()
-    folds = [(r.weight @ w_o, r.weight @ b_o) for r in readers]  # [dim_r, dim], [dim_r] per reader
+    folds = [(r.weight @ w_o, r.weight @ b_o, r.weight.sum(1)) for r in readers]  # W_r W_o, W_r b_o, W_r 1
     start_x = [r(starts) for r in readers]  # [E, N, dim_r] each
     start_context = dynamics.context(start_x)  # [E, N, dim] each
     gram = w_o.double().T @ w_o.double()  # [dim, dim]
-    offsets = {}  # horizon -> (||d||^2 [E], d W_o [E, N, dim]), per episode
+    start_mean = (starts - goals).double().mean((1, 2))  # [E]: m_0
+    offsets = {}  # horizon -> (||d||^2 [E], d W_o [E, N, dim], mean(d) [E]), per episode
 
     @torch.no_grad()
     def distances(episode: Tensor, actions: Tensor) -> Tensor:
         H = actions.shape[1]
         if H not in offsets:
             d = (starts - goals + H * b_o).double()  # [E, N, D]
-            offsets[H] = d.pow(2).sum((1, 2)), d @ w_o.double()
+            offsets[H] = d.pow(2).sum((1, 2)), d @ w_o.double(), d.mean((1, 2))
         x, context = [s[episode] for s in start_x], [c[episode] for c in start_context]
         past, total = None, 0
         for i in range(H):
             h, past = dynamics.step_hidden(context, actions[:, i], past)  # [b, N, dim]
             total = total + h.float()
             if i < H - 1:
-                x = [xi + h @ w.T + b for xi, (w, b) in zip(x, folds)]  # r(s_{i+1}) [b, N, dim_r]
+                moves = [h @ w.T + b for w, b, _ in folds]  # r(s_{i+1}) - r(s_i) [b, N, dim_r] each
+                if keep_mean:
+                    m = (h @ w_mean).mean(1) + b_mean  # [b]: m_i
+                    moves = [move - m[:, None, None] * w_1 for move, (_, _, w_1) in zip(moves, folds)]
+                x = [xi + move for xi, move in zip(x, moves)]
                 context = dynamics.context(x)
         u = total.double()  # [b, N, dim]
-        d_sq, d_w = offsets[H]
-        sq = d_sq[episode] + 2 * (d_w[episode] * u).sum((1, 2)) + ((u @ gram) * u).sum((1, 2))
+        d_sq, d_w, d_mean = offsets[H]
+        sq = d_sq[episode] + 2 * (d_w[episode] * u).sum((1, 2)) + ((u @ gram) * u).sum((1, 2))  # [b]
+        if keep_mean:
+            m = d_mean[episode] + (u @ w_mean.double()).mean(1)  # [b]: mean of d + W_o u
+            sq = sq - N * D * (m.pow(2) - start_mean[episode].pow(2))
         return sq.clamp_min(0).sqrt().float()  # [b]
 
     return distances
