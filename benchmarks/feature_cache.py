@@ -240,7 +240,8 @@ def run(quick: bool) -> dict:
             model = make_vjepa2(tmp / f"vjepa2-{size}", size)
             setups.append((f"vjepa2-{size}", with_overrides(base, {"features.encoder": {
                 "kind": "vjepa2", "model": str(model), "image_size": size, "tubelet": 2,
-                "attention": "frame_causal"}})))
+                "attention": "frame_causal"},
+                "latent_actions.model.idm_split": 1})))  # the IDM's re-cut reads pixels tokens only
         for name, params in setups:
             encoder = build_encoder(params.features.encoder)
             root = tmp / "features" / name
