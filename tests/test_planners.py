@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -74,10 +75,16 @@ def test_the_offline_protocol_runs_on_a_users_domain_without_a_simulator(tmp_pat
     space = ActionSpace.from_actions(torch.cat([cache.actions(c) for c in cache.index["clip_id"]]))
     out = trials.offline(domain, planners, cache, space, BUDGET, seed=0)
     assert set(out) == set(planners)
+    own = {"action_l1", "action_l1_sem", "action_l1_relative", "ms_per_plan"}
+    ratio = {"action_l1_vs_world_model", "action_l1_vs_world_model_lo", "action_l1_vs_world_model_hi"}
+    assert set(out["world_model"]) == own and set(out["random"]) == set(out["oracle"]) == own | ratio
     for metrics in out.values():
-        assert set(metrics) == {"action_l1", "action_l1_sem", "action_l1_relative", "ms_per_plan"}
         assert all(math.isfinite(v) for v in metrics.values())
     assert out["oracle"]["action_l1"] == 0 and out["random"]["action_l1"] > 0
+    r = out["random"]
+    assert r["action_l1_vs_world_model"] == pytest.approx(r["action_l1"] / out["world_model"]["action_l1"])
+    assert r["action_l1_vs_world_model_lo"] <= r["action_l1_vs_world_model"] <= r["action_l1_vs_world_model_hi"]
+    assert out["oracle"]["action_l1_vs_world_model_hi"] == 0  # no error on any episode
 
 
 def test_a_users_registered_domain_gets_its_protocol(tmp_path, monkeypatch):
@@ -130,3 +137,27 @@ def test_action_response_measures_how_far_rollouts_follow_the_action(tmp_path):
     assert action_response(Mover(2.0), cache, "kitchen") == pytest.approx(2 * expected, rel=1e-5)
     single = tiny_cache(tmp_path / "one", "kitchen", clips=1, states=5, grid=(2, 2), dim=8, actions=2)
     assert math.isnan(action_response(Mover(1.0), single, "kitchen"))  # no other video's actions to swap in
+
+
+def test_paired_ratio_cancels_what_both_planners_share():
+    rng = np.random.default_rng(0)
+    hard = rng.exponential(1.0, 64)  # [E] how hard each episode is, for both planners alike
+    assert trials.paired_ratio(0.5 * hard, hard, seed=0) == pytest.approx((0.5, 0.5, 0.5))  # paired: no spread
+    unpaired = trials.paired_ratio(0.5 * rng.permutation(hard), hard, seed=0)
+    assert unpaired[1] < 0.4 and unpaired[2] > 0.6  # the same means on unrelated episodes: a wide interval
+    assert trials.paired_ratio(0.5 * hard, hard, seed=1) == trials.paired_ratio(0.5 * hard, hard, seed=1)
+
+
+def test_paired_ratio_of_success_rates_covers_the_true_ratio():
+    rng = np.random.default_rng(1)
+    covered = 0
+    for seed in range(100):  # 100 episodes, the planner at 0.2 and the world model at 0.5, independently
+        a, b = rng.random(100) < 0.2, rng.random(100) < 0.5
+        ratio, lo, hi = trials.paired_ratio(a, b, seed)
+        assert lo <= ratio <= hi and ratio == pytest.approx(a.mean() / b.mean())
+        covered += lo <= 0.4 <= hi
+    assert 88 <= covered <= 99  # a 95% interval (binomial spread of 100 tries around 95)
+    assert all(math.isnan(v) for v in trials.paired_ratio(np.ones(5), np.zeros(5), 0))  # the baseline never succeeds
+    with pytest.raises(ValueError, match="same episodes"):
+        trials.paired_ratio(np.ones(5), np.ones(6), 0)
+    assert trials.versus_baseline({"random": np.ones(5)}, "success", 0) == {}  # no world model, no ratio

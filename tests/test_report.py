@@ -16,6 +16,9 @@ def test_summary_picks_the_best_latent_planner_per_measure():
     assert "`noisy` 0.3 against the real-action world model 0.2 (x1.50)" in lines[0]
     assert "`noisy` 0.2 against the real-action world model 0.4 (x0.50)" in lines[1]
     assert "higher is better" in lines[1]
+    plan["arm"]["closed_loop"]["noisy"].update(success_vs_world_model=0.5, success_vs_world_model_lo=0.31,
+                                               success_vs_world_model_hi=0.72)  # as the planning stage writes it
+    assert "0.4 (x0.50 [0.31, 0.72])" in _summary(plan, ["arm"], {"main": ["sparse", "noisy"]})[1]
     by_data = _summary(plan, ["arm"], {"main": ["sparse"], "App. D": ["noisy"]})  # the best within each group
     assert len(by_data) == 4 and "main: best latent-action planner `sparse` 0.5" in by_data[0]
     assert "App. D: best latent-action planner `noisy` 0.3" in by_data[1]

@@ -74,3 +74,22 @@ def test_best_planner_skips_the_baselines_and_planners_without_a_finite_result()
     assert targets.best_planner(results, ["world_model", "vq"], "success", lower_better=False) is None
     unfinished = {**results, "none": {**results["none"], "success": float("nan")}, "sparse": {}}
     assert targets.best_planner(unfinished, ["none", "sparse"], "success", lower_better=False) is None
+
+
+def test_a_ratio_interval_that_holds_the_bar_is_within_the_episodes_noise():
+    interval = {"success_vs_world_model_lo": 0.45, "success_vs_world_model_hi": 1.02}
+    plan = {"arm": {"closed_loop": {**PLAN["arm"]["closed_loop"],
+                                    "none_app_d": {**PLAN["arm"]["closed_loop"]["none_app_d"], **interval}}}}
+    checks = {c.target.split(":")[0]: c for c in targets.closed_loop(plan, LATENT, GROUPS, ["arm"])}
+    app_d, main = checks["closed loop arm, App. D"], checks["closed loop arm, main"]
+    assert "= 0.75x [0.45, 1.02];" in app_d.measured
+    assert app_d.met and app_d.within_noise and app_d.verdict == "yes, within the episodes' noise"
+    assert not main.within_noise and main.verdict == "**no**" and "= 0.50x;" in main.measured  # no interval: none shown
+    below = {"success_vs_world_model_lo": 0.2, "success_vs_world_model_hi": 0.6}  # wholly under 0.67
+    plan["arm"]["closed_loop"]["none"] = {**PLAN["arm"]["closed_loop"]["none"], **below}
+    main = {c.target.split(":")[0]: c for c in targets.closed_loop(plan, LATENT, GROUPS, ["arm"])}["closed loop arm, main"]
+    assert not main.met and not main.within_noise and "0.50x [0.20, 0.60]" in main.measured
+    droid = {"arm": {"offline": {**PLAN["arm"]["offline"], "none_app_d": {
+        "delta": 0.28, "delta_vs_world_model_lo": 1.1, "delta_vs_world_model_hi": 1.9}}}}
+    check = targets.droid(droid, LATENT, GROUPS, ["arm"])[1]
+    assert check.met and check.within_noise and "1.40x [1.10, 1.90]" in check.measured

@@ -29,7 +29,8 @@ def _figure(src: Path, out: Path, name: str, caption: str) -> str:
     return f"![{caption}](figures/{name})"
 
 
-# An offline protocol's headline metric (lower is better) and its name, {} for the domain.
+# An offline protocol's headline metric (lower is better; lawm.planning.protocols.HEADLINE, which this
+# module does not import: the report stage runs without torch) and its name, {} for the domain.
 HEADLINE = {"droid": ("delta", "Δ, {} (DROID protocol)"), "recon": ("rpe", "RPE, {} (RECON protocol)"),
             "generic": ("action_l1", "action L1, {} (generic protocol)")}
 PAPER_COLUMN = {"droid": 0, "recon": 1}  # a protocol's column in the paper's two-domain tables
@@ -52,8 +53,10 @@ def _summary(plan: dict, domains: list[str], groups: dict[str, list[str]]) -> li
             best = targets.best_planner(plan[domain][part], names, key, lower_better)
             if best is None:
                 continue
-            wm = values["world_model"]
-            ratio = f" (x{values[best] / wm:.2f})" if wm else ""
+            wm, x = values["world_model"], plan[domain][part][best]
+            lo, hi = x.get(f"{key}_vs_world_model_lo"), x.get(f"{key}_vs_world_model_hi")
+            interval = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
+            ratio = f" (x{values[best] / wm:.2f}{interval})" if wm else ""
             lines.append(f"- {label} ({'lower' if lower_better else 'higher'} is better), {group}: best "
                          f"latent-action planner `{best}` {values[best]:.3g} against the real-action world model "
                          f"{wm:.3g}{ratio}; random {values['random']:.3g}, true actions {values['oracle']:.3g}.")

@@ -12,6 +12,10 @@ for V-JEPA 2-AC). Our bars for "about as well" on the simulators and protocols o
   (position 0) and `zero` (1): its weakest within `CAPACITY_EDGE` of 0, its strongest within
   `CAPACITY_EDGE` of 1.
 
+A planning ratio also carries its 95% interval over the episodes (a paired bootstrap,
+`lawm.planning.trials.paired_ratio`): where it holds the bar, the verdict says that another draw
+of episodes could turn it. It does not hold the spread between training seeds or worlds.
+
 Each check also gives the evidence a reader needs to see why a bar is missed: for a planner, its
 latent's z -> action R^2 and z use on the domain (1 = the predictor ignores z, so no plan steers);
 for the DROID Δ also the planned sums' size and direction against the true ones, beside the world
@@ -39,6 +43,20 @@ class Check:
     measured: str  # the figure against its bar
     met: bool
     evidence: str = ""  # what the run says about the cause ("" when there is nothing to add)
+    within_noise: bool = False  # the measured ratio's 95% interval over the episodes holds the bar
+
+    @property
+    def verdict(self) -> str:
+        return ("yes" if self.met else "**no**") + (", within the episodes' noise" if self.within_noise else "")
+
+
+def _ratio(x: dict, key: str, ratio: float, bar: float) -> tuple[str, bool]:
+    """The planner's ratio to the world model as text ("0.45x [0.31, 0.64]" where the run has its
+    interval, lawm.planning.trials.versus_baseline) and whether that interval holds `bar`."""
+    lo, hi = x.get(f"{key}_vs_world_model_lo"), x.get(f"{key}_vs_world_model_hi")
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{ratio:.2f}x", False
+    return f"{ratio:.2f}x [{lo:.2f}, {hi:.2f}]", bool(lo <= bar <= hi)
 
 
 def best_planner(results: dict, names: list[str], key: str, lower_better: bool) -> str | None:
@@ -72,13 +90,15 @@ def closed_loop(plan: dict, latent: dict, groups: dict[str, list[str]], domains:
             x = results[best]
             ratio = x["success"] / wm["success"] if wm["success"] else float("nan")
             above = x["success_lo"] > rnd["success_hi"]
+            text, within = _ratio(x, "success", ratio, CLOSED_LOOP_RATIO)
             checks.append(Check(
                 target=f"closed loop {domain}, {setting}: latent / world model >= {CLOSED_LOOP_RATIO}, "
                        f"interval above random's",
                 measured=f"`{best}` {x['success']:.2f} [{x['success_lo']:.2f}, {x['success_hi']:.2f}] / "
-                         f"{wm['success']:.2f} = {ratio:.2f}x; random {rnd['success']:.2f} "
+                         f"{wm['success']:.2f} = {text}; random {rnd['success']:.2f} "
                          f"[{rnd['success_lo']:.2f}, {rnd['success_hi']:.2f}]",
-                met=bool(ratio >= CLOSED_LOOP_RATIO and above), evidence=_evidence(latent, best, domain)))
+                met=bool(ratio >= CLOSED_LOOP_RATIO and above), evidence=_evidence(latent, best, domain),
+                within_noise=within))
     return checks
 
 
@@ -101,12 +121,13 @@ def _droid(results: dict, latent: dict, groups: dict[str, list[str]], domain: st
         if best is None:
             continue
         ratio = results[best]["delta"] / wm
+        text, within = _ratio(results[best], "delta", ratio, DROID_DELTA_RATIO)
         evidence = "; ".join(e for e in (_evidence(latent, best, domain), _sums(results, best)) if e)
         checks.append(Check(
             target=f"DROID Δ {domain}, {setting}: latent <= {DROID_DELTA_RATIO}x world model",
-            measured=f"`{best}` {results[best]['delta']:.3f} / {wm:.3f} = {ratio:.2f}x; "
+            measured=f"`{best}` {results[best]['delta']:.3f} / {wm:.3f} = {text}; "
                      f"random {results['random']['delta']:.3f}",
-            met=bool(ratio <= DROID_DELTA_RATIO), evidence=evidence))
+            met=bool(ratio <= DROID_DELTA_RATIO), evidence=evidence, within_noise=within))
     return checks
 
 

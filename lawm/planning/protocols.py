@@ -119,9 +119,14 @@ def recon_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
     return {"ate": ate(planned, true).mean().item(), "rpe": rpe(planned, true).mean().item()}
 
 
+def action_l1(planned: Tensor, true: Tensor) -> Tensor:
+    """Per-step |planned - true|_1, averaged over the steps of each episode: [E, H, A] -> [E]."""
+    return (planned - true).abs().sum(-1).mean(1)
+
+
 def generic_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
     """Per-step |planned - true|_1 (mean, standard error), and relative to the mean per-step |true|_1."""
-    error = (planned - true).abs().sum(-1).mean(1)  # [E]
+    error = action_l1(planned, true)  # [E]
     scale = true.abs().sum(-1).mean().clamp_min(1e-12).item()
     return {"action_l1": error.mean().item(), "action_l1_sem": (error.std() / np.sqrt(len(error))).item(),
             "action_l1_relative": error.mean().item() / scale}
@@ -129,3 +134,6 @@ def generic_metrics(planned: Tensor, true: Tensor) -> dict[str, float]:
 
 Metrics = Callable[[Tensor, Tensor], dict[str, float]]  # planned, true real actions [E, H, A] -> metrics
 METRICS: dict[str, Metrics] = {"droid": droid_metrics, "recon": recon_metrics, "generic": generic_metrics}
+# Each protocol's headline metric (lower is better): its name in METRICS' output, and its value per episode
+HEADLINE: dict[str, tuple[str, Callable[[Tensor, Tensor], Tensor]]] = {
+    "droid": ("delta", arm_delta), "recon": ("rpe", rpe), "generic": ("action_l1", action_l1)}

@@ -1,9 +1,13 @@
-"""Every planner of one labelled domain on the same episodes: the offline protocol and closed loop."""
+"""Every planner of one labelled domain on the same episodes: the offline protocol and closed loop,
+each planner's headline also as a ratio to the real-action world model's on the same episodes."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+
+import numpy as np
 
 from lawm.progress import progress
 
@@ -13,9 +17,41 @@ from lawm.features import FeatureCache
 from lawm.planning import closed_loop
 from lawm.planning.domains import labelled
 from lawm.planning.planners import Planner
-from lawm.planning.protocols import METRICS, plan, sample_segments
+from lawm.planning.protocols import HEADLINE, METRICS, plan, sample_segments
 
 log = logging.getLogger(__name__)
+
+BASELINE = "world_model"  # the planner every other one is compared with, episode by episode
+
+
+def paired_ratio(values: np.ndarray, baseline: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float, float]:
+    """mean(values) / mean(baseline) over the same episodes ([E] each, non-negative) and its 95% paired
+    bootstrap interval: the episodes are drawn again with replacement, the same draw for both, so
+    what makes an episode easy or hard for both planners cancels. Draws whose baseline mean is 0 are
+    left out; all NaN if the baseline's own mean is 0."""
+    values, baseline = np.asarray(values, np.float64), np.asarray(baseline, np.float64)
+    if values.shape != baseline.shape or values.ndim != 1:
+        raise ValueError(f"paired_ratio needs two [E] arrays of the same episodes, got {values.shape} and {baseline.shape}")
+    if baseline.mean() <= 0:
+        return math.nan, math.nan, math.nan
+    pick = np.random.default_rng(seed).integers(0, len(values), (draws, len(values)))  # [draws, E]
+    num, den = values[pick].mean(1), baseline[pick].mean(1)  # [draws] each
+    ratios = num[den > 0] / den[den > 0]
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    return float(values.mean() / baseline.mean()), float(lo), float(hi)
+
+
+def versus_baseline(per_episode: dict[str, np.ndarray], key: str, seed: int) -> dict[str, dict[str, float]]:
+    """Each planner's `key` over the world model's on the same episodes, with its paired interval:
+    {name: {key_vs_world_model, key_vs_world_model_lo, key_vs_world_model_hi}}; {} without the world model."""
+    if BASELINE not in per_episode:
+        return {}
+    out = {}
+    for name, values in per_episode.items():
+        if name != BASELINE:
+            ratio, lo, hi = paired_ratio(values, per_episode[BASELINE], seed)
+            out[name] = {f"{key}_vs_{BASELINE}": ratio, f"{key}_vs_{BASELINE}_lo": lo, f"{key}_vs_{BASELINE}_hi": hi}
+    return out
 
 
 def offline(domain: str, planners: dict[str, Planner], cache: FeatureCache, space: ActionSpace, cfg: ProtocolConfig,
@@ -30,13 +66,17 @@ def offline(domain: str, planners: dict[str, Planner], cache: FeatureCache, spac
     if entry.actions is not None and true.shape[-1] != len(entry.actions):
         raise ValueError(f"domain {domain!r} has {true.shape[-1]} action columns; its {entry.protocol} protocol "
                          f"expects {len(entry.actions)} ({', '.join(entry.actions)})")
-    out = {}
+    key, per_episode = HEADLINE[entry.protocol]
+    out, headline = {}, {}
     for name, planner in progress(planners.items(), desc=f"{domain} offline protocol", unit="planner"):
         tick = time.perf_counter()
         plans = plan(planner, segments, space, cfg, seed)
         seconds = time.perf_counter() - tick
         out[name] = m = {**METRICS[entry.protocol](plans.actions, true), "ms_per_plan": 1000 * seconds / cfg.episodes}
+        headline[name] = per_episode(plans.actions, true).double().numpy()  # [E]
         log.info("%s offline, %s: %s", domain, name, ", ".join(f"{k}={v:.4g}" for k, v in m.items()))
+    for name, ratios in versus_baseline(headline, key, seed).items():
+        out[name].update(ratios)
     return out
 
 
@@ -60,4 +100,6 @@ def closed(domain: str, planners: dict[str, Planner], make_sim, encoder, space: 
         log.info("%s closed loop, %s: success %.2f [%.2f, %.2f], distance %.3f -> %.3f", domain, name,
                  metrics[name]["success"], lo, hi, metrics[name]["start_distance"], metrics[name]["final_distance"])
     bar.close()
+    for name, ratios in versus_baseline({n: r.success for n, r in results.items()}, "success", seed).items():
+        metrics[name].update(ratios)
     return metrics, results
