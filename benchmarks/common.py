@@ -205,7 +205,8 @@ def latent_action_model(variant: str = "sparse", params=None):
     cfg = (params or default_params()).latent_actions
     torch.manual_seed(0)
     kwargs = latent_action_model_args({"token_dim": 1536, "grid": [4, 4]}, cfg.model, cfg.regularizers[variant],
-                                      tubelet=2, rollout_steps=cfg.rollout_steps, keep_mean=cfg.keep_mean)
+                                      tubelet=2, rollout_steps=cfg.rollout_steps, keep_mean=cfg.keep_mean,
+                                      change_weight=cfg.change_weight)
     model = build("latent_action_model", kwargs).train()
     return model, torch.randn(cfg.train.batch_size, cfg.window, 16, 1536)
 

@@ -132,7 +132,8 @@ def bench_training(params, shape, device, steps: int, log_every: int, batch: int
     data = RandomClips(2 * batch, shape)
     state = {"token_dim": shape[2], "grid": [16, 16] if shape[1] == 256 else [2, 2]}
     kwargs = latent_action_model_args(state, cfg.model, NoRegularizer(kind="none"), tubelet=2,
-                                      rollout_steps=cfg.rollout_steps, keep_mean=cfg.keep_mean)
+                                      rollout_steps=cfg.rollout_steps, keep_mean=cfg.keep_mean,
+                                      change_weight=cfg.change_weight)
     torch.manual_seed(0)
     model = build("latent_action_model", kwargs).to(device)
     parameters = sum(p.numel() for p in model.parameters())

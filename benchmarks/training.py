@@ -69,7 +69,8 @@ def train_rate(params, variant: str, dataset: Dataset, cache: FeatureCache, step
     rates = []
     torch.manual_seed(params.seed)
     model = build("latent_action_model", latent_action_model_args(
-        cache.state_kwargs, lam.model, params.regularizer(variant), cache.tubelet, lam.rollout_steps, lam.keep_mean))
+        cache.state_kwargs, lam.model, params.regularizer(variant), cache.tubelet, lam.rollout_steps, lam.keep_mean,
+        lam.change_weight))
     with tempfile.TemporaryDirectory(prefix="lawm-bench-train-") as ckpt:
         train(model, dataset, lam_loss, cfg, Path(ckpt), seed=params.seed, progress=False,
               log=lambda metrics, step: rates.append(metrics["samples_per_s"]))

@@ -287,6 +287,9 @@ class LatentActionsConfig(Strict):
     # the predictor's change has zero mean over the state (ours; lawm.models.predictor): a uniform
     # brightness change is left to persistence, and no latent is paid for carrying it
     keep_mean: bool = False
+    # share of each token's weight in the prediction loss set by how much it changes (ours;
+    # lawm.models.latent_action_model.change_weights); 0 = the plain mean error, the paper's
+    change_weight: Share = 0.0
     model: ModelConfig
     train: TrainConfig
 

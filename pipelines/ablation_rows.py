@@ -145,4 +145,8 @@ ABLATIONS = [
     Ablation("free_mean", {"latent_actions.keep_mean": False}, "ours",
              "the latent-action model's predictor may change a state's mean intensity, the default until "
              "2026-12-07 (the rows above ran with it): its latent is paid for the wild flicker's uniform part"),
+    Ablation("plain_loss", {"latent_actions.change_weight": 0.0}, "ours",
+             "the latent-action model's prediction loss weighs every token alike (the paper's), the default until "
+             "2026-12-07, 10:50 (the rows above ran with it): the few tokens an action moves count as little as the "
+             "still background"),
 ]

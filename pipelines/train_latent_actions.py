@@ -35,7 +35,7 @@ def fit(variant: str, params: Params, features_dir: str, out_dir: str, checkpoin
     data = training_windows(cache, cfg.domains, cfg.window, "train", cfg.mix_domains, cfg.share_of(variant),
                             seed=params.seed)
     kwargs = latent_action_model_args(cache.state_kwargs, cfg.model, reg, cache.tubelet, cfg.rollout_steps,
-                                      cfg.keep_mean)
+                                      cfg.keep_mean, cfg.change_weight)
     return str(train_new_model("latent_action_model", kwargs, data, lam_loss, cfg.train, checkpoint_dir,
                                Path(out_dir) / "model.pt", seed=params.seed, device=resolve_device(params.device),
                                log=tracking.log_metrics, desc=f"train {variant}"))

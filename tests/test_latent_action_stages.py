@@ -91,6 +91,7 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
     saved = load_model("data/latent_actions/sparse/model.pt")
     assert saved.rollout_steps == params.latent_actions.rollout_steps == 2  # the stage passes the settings on
     assert saved.predictor.keep_mean == params.latent_actions.keep_mean
+    assert saved.change_weight == params.latent_actions.change_weight
     expected = saved.infer_latents(states)
     assert z.shape == (2, states.shape[1] - 1, params.latent_actions.model.latent_dim)
     np.testing.assert_allclose(z, expected.detach().numpy(), rtol=1e-5, atol=1e-6)

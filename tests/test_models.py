@@ -320,6 +320,45 @@ def test_keep_mean_predicts_the_last_states_mean_and_the_same_change_otherwise()
     torch.testing.assert_close(offset, offset[:, :, :1, :1].expand_as(offset))
 
 
+def test_change_weights_a_known_case_and_their_mean():
+    """One token of four moves by a: with the state's uniform change removed it moved 3a/4 and the
+    others a/4, so the relative changes are 2 and 2/3 (mean 1), mixed with 1 by the share. A still
+    state, or one whose change is uniform (a brightness step), weighs every token 1 - share."""
+    from lawm.models.latent_action_model import change_weights
+
+    still = torch.zeros(1, 1, N, D_IN)  # [B, 1, N, D]
+    moved = still.clone()
+    moved[0, 0, 0] = 0.5
+    states = torch.cat([still, moved, moved + 0.25], dim=1)  # [1, 3, N, D]: one token moves, then a uniform step
+    w = change_weights(states, 0.5)  # [1, 2, N, 1]
+    assert w.shape == (1, 2, N, 1)
+    torch.testing.assert_close(w[0, 0, :, 0], torch.tensor([0.5 + 0.5 * 2, *[0.5 + 0.5 * 2 / 3] * 3]))
+    torch.testing.assert_close(w[0, 1, :, 0], torch.full((N,), 0.5))
+    torch.testing.assert_close(change_weights(states, 0.0), torch.ones(1, 2, N, 1))
+    random = change_weights(toy_states(3), 1.0)  # [3, 3, N, 1]
+    torch.testing.assert_close(random.mean(dim=-2), torch.ones(3, 3, 1))
+
+
+def test_change_weighted_loss_weighs_each_tokens_error_and_is_saved_with_the_model(tmp_path):
+    from lawm.models.latent_action_model import change_weights
+    from lawm.models.saved import latent_action_model_args, load_model, save_model
+
+    torch.manual_seed(0)
+    plain = build_latent_action_model(D_IN, GRID, TINY, NONE)
+    open_gates(plain.predictor)
+    weighted = build_latent_action_model(D_IN, GRID, TINY, NONE, change_weight=0.5)
+    weighted.load_state_dict(plain.state_dict())
+    states = toy_states(4)
+    out, out_w = plain(states), weighted(states)
+    torch.testing.assert_close(out_w["pred"], out["pred"])  # the weights change the loss, not the model
+    err = (out["pred"] - states[:, 1:]).abs()  # [B, T-1, N, D]
+    torch.testing.assert_close(out["pred_loss"], err.mean())
+    torch.testing.assert_close(out_w["pred_loss"], (change_weights(states, 0.5) * err).mean())
+    assert not torch.allclose(out_w["pred_loss"], out["pred_loss"])
+    kwargs = latent_action_model_args({"token_dim": D_IN, "grid": list(GRID)}, TINY, NONE, 1, change_weight=0.5)
+    assert load_model(save_model(tmp_path / "w.pt", weighted, "latent_action_model", kwargs)).change_weight == 0.5
+
+
 def test_only_absolute_positions_let_the_predictor_change_a_uniform_frame_by_place():
     """Under RoPE alone a token does not know where it is: a frame of equal tokens stays equal
     everywhere, so no condition can turn it. Fixed grid positions make the change depend on the cell;

@@ -12,7 +12,7 @@ from lawm.distributed import is_main
 from lawm.io import write_torch
 
 def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_cfg: dict, tubelet: int = 1,
-                         rollout_steps: int = 1, keep_mean: bool = False) -> nn.Module:
+                         rollout_steps: int = 1, keep_mean: bool = False, change_weight: float = 0.0) -> nn.Module:
     from pydantic import TypeAdapter
 
     from lawm.config import ModelConfig, RegularizerConfig
@@ -20,7 +20,7 @@ def _latent_action_model(token_dim: int, grid: list[int], model_cfg: dict, reg_c
 
     return build_latent_action_model(token_dim, tuple(grid), ModelConfig.model_validate(model_cfg),
                                      TypeAdapter(RegularizerConfig).validate_python(reg_cfg), tubelet, rollout_steps,
-                                     keep_mean)
+                                     keep_mean, change_weight)
 
 
 def _action_world_model(token_dim: int, grid: list[int], model_cfg: dict, action_scale: list[float],
@@ -56,10 +56,11 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def latent_action_model_args(state: dict, model_cfg, reg_cfg, tubelet: int, rollout_steps: int = 1,
-                             keep_mean: bool = False) -> dict:
+                             keep_mean: bool = False, change_weight: float = 0.0) -> dict:
     """`model_cfg` a ModelConfig, `reg_cfg` a RegularizerConfig."""
     return {**state, "model_cfg": model_cfg.model_dump(mode="json"), "reg_cfg": reg_cfg.model_dump(mode="json"),
-            "tubelet": int(tubelet), "rollout_steps": int(rollout_steps), "keep_mean": bool(keep_mean)}
+            "tubelet": int(tubelet), "rollout_steps": int(rollout_steps), "keep_mean": bool(keep_mean),
+            "change_weight": float(change_weight)}
 
 
 def action_world_model_args(state: dict, model_cfg, action_scale: list[float], rollout_steps: int) -> dict:
