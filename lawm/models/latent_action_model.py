@@ -17,7 +17,8 @@ def change_weights(states: Tensor, share: float) -> Tensor:
 
     1 - share for every token, plus share times the token's change from s_t to s_{t+1} (mean |.| over
     its channels, the state's uniform change removed first, as `keep_mean` leaves that to
-    persistence) over the mean change of the state's tokens: the weights average 1 over each state.
+    persistence) over the mean change of the state's tokens: the weights average 1 over each state that
+    changes; a still state (or one whose change is uniform) weighs every token 1 - share.
     """
     change = (states[:, 1:] - states[:, :-1]).float()  # [B, T-1, N, D]
     change = change - change.mean(dim=(-2, -1), keepdim=True)
