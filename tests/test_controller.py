@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lawm.evaluation.controller import action_probe_r2, rollout_metrics
+from lawm.evaluation.controller import action_probe_r2, action_probe_r2_by_dim, rollout_metrics
 from lawm.dynamics import rollout
 from lawm.models import ActionOnlyController, ActionWorldModel, ControlledWorldModel, Controller, Predictor
 
@@ -132,6 +132,18 @@ def test_action_probe_tells_latents_that_carry_the_action_from_latents_that_do_n
 
     assert action_probe_r2(transitions(400, True), transitions(200, True)) > 0.95
     assert abs(action_probe_r2(transitions(400, False), transitions(200, False))) < 0.1
+
+
+def test_action_probe_by_dimension_finds_the_dimension_the_latents_lose():
+    g = torch.Generator().manual_seed(0)
+
+    def transitions(n):  # z holds the first action dimension and only the size of the second
+        actions = torch.randn(n, A, generator=g) * torch.tensor([0.01, 5.0])
+        z = torch.stack([100 * actions[:, 0], actions[:, 1].abs(), torch.zeros(n), torch.zeros(n)], 1)  # [n, L]
+        return SimpleNamespace(z=z + 0.1 * torch.randn(n, L, generator=g), actions=actions)
+
+    first, second = action_probe_r2_by_dim(transitions(400), transitions(200))
+    assert first > 0.95 and abs(second) < 0.1  # a sign the probe cannot read
 
 
 def test_rollout_metrics_give_each_controller_over_the_idm():

@@ -66,6 +66,8 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
             probed = not any(cache.select(s, [domain]).empty for s in ("train", "val"))
             assert (f"action_r2_{domain}" in metrics) == probed
             assert not probed or metrics[f"action_r2_{domain}"] <= 1.0
+            names = [k.removeprefix(f"action_r2_{domain}/") for k in metrics if k.startswith(f"action_r2_{domain}/")]
+            assert names == ([] if not probed else {"arm": ["dx", "dy"], "nav": ["forward", "strafe", "yaw"]}[domain])
             used = probed and cache.select("val", [domain])["video"].nunique() >= 2  # swaps latents across videos
             assert (f"latent_use_{domain}" in metrics) == used
             assert not used or metrics[f"latent_use_{domain}"] > 0

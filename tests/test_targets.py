@@ -58,6 +58,15 @@ def test_action_r2_takes_the_best_variant_per_domain():
     assert targets.action_r2(no_r2, ["arm"])[0].measured == "`none_app_d` 0.62"
 
 
+def test_evidence_names_what_each_action_dimension_carries():
+    by_dim = {"action_r2_nav/forward": 0.46, "action_r2_nav/strafe": 0.09, "action_r2_nav/yaw": -0.04,
+              "action_r2_nav_far/yaw": 0.9}  # another domain whose name starts with this one's
+    latent = {**LATENT, "none_app_d": {**LATENT["none_app_d"], **by_dim}}
+    nav = targets.action_r2(latent, ["nav"])[0]
+    assert nav.evidence == ("`none_app_d` on nav: z -> action R^2 0.20 (forward 0.46, strafe 0.09, yaw -0.04), "
+                            "z use 1.100")
+
+
 def test_capacity_range_per_family_with_two_strengths():
     kinds = {"none": "none", "zero": "zero", "sparse": "sparse", "sparse_strong": "sparse",
              "noisy": "noisy", "noisy_strong": "noisy", "vq": "vq"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,8 +18,21 @@ def action_probe_r2(train: Transitions, val: Transitions) -> float:
     """How much of the real action the IDM's latents carry: held-out R^2 of a linear probe from z_t
     to a_t (each action dimension standardised). Near 0, no controller can steer the world model
     through the latents: it can only output their mean."""
-    scale = ActionSpace.from_actions(train.actions).scale  # [A]: the std, as the models normalise by
-    return linear_probe_r2(train.z, (train.actions / scale).numpy(), val.z, (val.actions / scale).numpy())
+    y_train, y_val = _standardised(train, val)  # [M, A], [M', A]
+    return linear_probe_r2(train.z, y_train, val.z, y_val)
+
+
+def action_probe_r2_by_dim(train: Transitions, val: Transitions) -> list[float]:
+    """`action_probe_r2` of each action dimension alone [A]: which parts of the action the latents
+    carry (a latent that knows how far the view turns but not which way reads about 0 on the turn)."""
+    y_train, y_val = _standardised(train, val)  # [M, A], [M', A]
+    return [linear_probe_r2(train.z, y_train[:, [k]], val.z, y_val[:, [k]]) for k in range(y_train.shape[1])]
+
+
+def _standardised(train: Transitions, val: Transitions) -> tuple[np.ndarray, np.ndarray]:
+    """Both splits' actions in the std of the training actions, as the models normalise them."""
+    scale = ActionSpace.from_actions(train.actions).scale  # [A]
+    return (train.actions / scale).numpy(), (val.actions / scale).numpy()
 
 
 @torch.no_grad()

@@ -9,9 +9,9 @@ import pandas as pd
 import torch
 
 from lawm.clips import read_ground_truths
-from lawm.control import Transitions
+from lawm.control import Transitions, action_names
 from lawm.evaluation.capacity import latent_use, one_step_error
-from lawm.evaluation.controller import action_probe_r2
+from lawm.evaluation.controller import action_probe_r2, action_probe_r2_by_dim
 from lawm.evaluation.leakage import leakage
 from lawm.evaluation.locality import agent_cells, change_maps, concentration
 from lawm.evaluation.pairs import partner_order
@@ -67,15 +67,18 @@ def evaluate(model, cache: FeatureCache | str, domains: list[str], horizon: int 
 
 def evaluate_labelled(model, cache: FeatureCache, domains: list[str]) -> dict[str, float]:
     """On each labelled domain: how much of its real action the latents carry (`action_r2_<domain>`:
-    held-out z -> action probe) and how much the predictor uses them (`latent_use_<domain>`). A domain
+    held-out z -> action probe; `action_r2_<domain>/<name>` of each action dimension alone, e.g.
+    `action_r2_nav/yaw`) and how much the predictor uses them (`latent_use_<domain>`). A domain
     without train and val clips, or without val clips of two videos, is skipped with a warning."""
     metrics = {}
     for domain in domains:
         if any(cache.select(split, [domain]).empty for split in ("train", "val")):
             log.warning("no z -> action probe for %s: it needs train and val clips of it", domain)
             continue
-        metrics[f"action_r2_{domain}"] = action_probe_r2(Transitions(model, cache, domain, "train"),
-                                                         Transitions(model, cache, domain, "val"))
+        train, held_out = (Transitions(model, cache, domain, split) for split in ("train", "val"))
+        metrics[f"action_r2_{domain}"] = action_probe_r2(train, held_out)
+        for name, r2 in zip(action_names(cache, domain), action_probe_r2_by_dim(train, held_out), strict=True):
+            metrics[f"action_r2_{domain}/{name}"] = r2
         val = cache.select("val", [domain])
         if val["video"].nunique() < 2:
             log.warning("no latent use for %s: it needs val clips of two videos", domain)

@@ -17,7 +17,8 @@ A planning ratio also carries its 95% interval over the episodes (a paired boots
 of episodes could turn it. It does not hold the spread between training seeds or worlds.
 
 Each check also gives the evidence a reader needs to see why a bar is missed: for a planner, its
-latent's z -> action R^2 and z use on the domain (1 = the predictor ignores z, so no plan steers);
+latent's z -> action R^2 (pooled, then per action dimension) and z use on the domain (1 = the
+predictor ignores z, so no plan steers);
 for the DROID Δ also the planned sums' size and direction against the true ones, beside the world
 model's (an overshoot is a model that answers the action too weakly; a low cosine, plans that do
 not know the way).
@@ -69,7 +70,9 @@ def best_planner(results: dict, names: list[str], key: str, lower_better: bool) 
 def _evidence(latent: dict, variant: str, domain: str) -> str:
     x = latent.get(variant, {})
     r2, use = x.get(f"action_r2_{domain}"), x.get(f"latent_use_{domain}")
-    parts = ([f"z -> action R^2 {r2:.2f}"] if r2 is not None else []) + \
+    prefix = f"action_r2_{domain}/"  # one key per action dimension (lawm.evaluation.suite)
+    by_dim = ", ".join(f"{k.removeprefix(prefix)} {v:.2f}" for k, v in x.items() if k.startswith(prefix))
+    parts = ([f"z -> action R^2 {r2:.2f}" + (f" ({by_dim})" if by_dim else "")] if r2 is not None else []) + \
             ([f"z use {use:.3f}"] if use is not None else [])
     return f"`{variant}` on {domain}: " + ", ".join(parts) if parts else ""
 
