@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lawm.clips import action_columns
 from lawm.dynamics import ActionSpace
 from lawm.features import FeatureCache, clip_actions, clip_tensor
 from lawm.models.latent_action_model import latents
@@ -22,16 +20,6 @@ def domain_actions(cache: FeatureCache, domain: str, split: str = "train") -> Te
     if acts.shape[1] == 0:
         raise ValueError(f"domain {domain!r} has no real actions (its ground truth has no action_* columns)")
     return acts
-
-
-def action_names(cache: FeatureCache, domain: str) -> list[str]:
-    """The names of `domain`'s action dimensions, in order: its ground truth's `action_*` columns
-    without the prefix (`nav`: forward, strafe, yaw)."""
-    rows = cache.select("train", [domain])
-    path = next((p for p in rows["gt"] if p), None)
-    if path is None:
-        raise ValueError(f"no cached train clip of domain {domain!r} has ground truth to name its actions")
-    return [c.removeprefix("action_") for c in action_columns(pd.read_parquet(path))]
 
 
 def action_space(cache: FeatureCache, domain: str) -> ActionSpace:

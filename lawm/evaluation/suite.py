@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lawm.clips import read_ground_truths
-from lawm.control import Transitions, action_names
+from lawm.clips import action_columns, read_ground_truths
+from lawm.control import Transitions
 from lawm.evaluation.capacity import latent_use, one_step_error
 from lawm.evaluation.controller import action_probe_r2, action_probe_r2_by_dim
 from lawm.evaluation.leakage import leakage
@@ -21,6 +21,16 @@ from lawm.features import FeatureCache, StateWindows, clip_tensor
 from lawm.models.latent_action_model import latents
 
 log = logging.getLogger(__name__)
+
+
+def action_names(cache: FeatureCache, domain: str) -> list[str]:
+    """The names of `domain`'s action dimensions, in order: its ground truth's `action_*` columns
+    without the prefix (`nav`: forward, strafe, yaw)."""
+    rows = cache.select("train", [domain])
+    path = next((p for p in rows["gt"] if p), None)
+    if path is None:
+        raise ValueError(f"no cached train clip of domain {domain!r} has ground truth to name its actions")
+    return [c.removeprefix("action_") for c in action_columns(pd.read_parquet(path))]
 
 
 def evaluate(model, cache: FeatureCache | str, domains: list[str], horizon: int = 4,
