@@ -280,6 +280,7 @@ class LatentActionsConfig(Strict):
     domains: Names  # in-the-wild training domains
     domain_share: Share  # share of training windows drawn from `mix_domains` (paper App. D)
     variant_domain_share: dict[Name, Share] = {}  # variants trained with their own share (App. D beside the main setting)
+    variant_steps: dict[Name, PositiveInt] = {}  # variants trained for their own number of steps (else train.steps)
     mix_domains: list[Name]
     eval_real_domains: list[Name]  # never trained on, no ground truth: capacity, leakage, transfer on all their clips
     window: Annotated[int, Field(ge=2)]  # states per training sequence
@@ -298,9 +299,10 @@ class LatentActionsConfig(Strict):
         missing = [v for v in self.variants if v not in self.regularizers]
         if missing:
             raise ValueError(f"variants {missing} have no entry in latent_actions.regularizers")
-        stray = [v for v in self.variant_domain_share if v not in self.regularizers]
-        if stray:
-            raise ValueError(f"variant_domain_share names {stray}, which have no entry in latent_actions.regularizers")
+        for field in ("variant_domain_share", "variant_steps"):
+            stray = [v for v in getattr(self, field) if v not in self.regularizers]
+            if stray:
+                raise ValueError(f"{field} names {stray}, which have no entry in latent_actions.regularizers")
         if self.mixes and not self.mix_domains:
             raise ValueError("domain_share > 0 needs mix_domains")
         return self
@@ -308,6 +310,10 @@ class LatentActionsConfig(Strict):
     def share_of(self, variant: str) -> float:
         """The share of `variant`'s training windows drawn from mix_domains."""
         return self.variant_domain_share.get(variant, self.domain_share)
+
+    def train_of(self, variant: str) -> TrainConfig:
+        """`variant`'s training settings: `train` with its own number of steps, if it has one."""
+        return self.train.model_copy(update={"steps": self.variant_steps.get(variant, self.train.steps)})
 
     @property
     def mixes(self) -> bool:
@@ -599,4 +605,5 @@ def profile_changes(params: Params, path: str | Path) -> tuple[dict[str, Any], l
     before = leaves(params.model_dump(mode="json"))
     after = leaves(with_profile(params, path).model_dump(mode="json"))
     changed = {key: value for key, value in after.items() if key not in before or before[key] != value}
-    return changed, [key for key in before if key not in after]
+    filled = {key.rsplit(".", n)[0] for key in after for n in range(1, key.count(".") + 1)}  # the mappings above
+    return changed, [key for key in before if key not in after and key not in filled]  # e.g. an empty one filled

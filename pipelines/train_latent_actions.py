@@ -36,7 +36,7 @@ def fit(variant: str, params: Params, features_dir: str, out_dir: str, checkpoin
                             seed=params.seed)
     kwargs = latent_action_model_args(cache.state_kwargs, cfg.model, reg, cache.tubelet, cfg.rollout_steps,
                                       cfg.keep_mean, cfg.change_weight)
-    return str(train_new_model("latent_action_model", kwargs, data, lam_loss, cfg.train, checkpoint_dir,
+    return str(train_new_model("latent_action_model", kwargs, data, lam_loss, cfg.train_of(variant), checkpoint_dir,
                                Path(out_dir) / "model.pt", seed=params.seed, device=resolve_device(params.device),
                                log=tracking.log_metrics, desc=f"train {variant}"))
 
@@ -51,7 +51,8 @@ def train_latent_actions(variant: str, params_file: str = "params.yaml", feature
     config = {"seed": params.seed, "variant": variant,
               "regularizer": params.regularizer(variant).model_dump(mode="json"), "domain_share": cfg.share_of(variant),
               "latent_actions": cfg.model_dump(mode="json", exclude={"variants", "regularizers", "domain_share",
-                                                                      "variant_domain_share"})}
+                                                                      "variant_domain_share", "variant_steps"})
+              | {"train": cfg.train_of(variant).model_dump(mode="json")}}
     clock = Stopwatch()
     with tracking.stage_run("train_latent_actions", config, variant=variant):
         cache = FeatureCache(features_dir)

@@ -62,6 +62,14 @@ def test_cross_field_check_and_overrides(repo_params):
         with_overrides(repo_params, {"clips.fsp": 2.0})
 
 
+def test_a_variant_trains_for_its_own_steps(repo_params):
+    params = with_overrides(repo_params, {"latent_actions.variant_steps": {"none_app_d": 1200}})
+    assert params.latent_actions.train_of("none_app_d").steps == 1200
+    assert params.latent_actions.train_of("none") == repo_params.latent_actions.train
+    with pytest.raises(ConfigError, match=r"variant_steps names \['nome'\]"):
+        with_overrides(repo_params, {"latent_actions.variant_steps": {"nome": 1200}})
+
+
 def test_params_are_frozen(repo_params):
     with pytest.raises(Exception):
         repo_params.clips.fps = 1.0
@@ -198,7 +206,8 @@ def test_a_profiles_changes_applied_by_dvc_give_the_profiles_params(repo_params,
                        " attention: full}\n"
                        "latent_actions.regularizers.noisy.beta: 0.00005\n"
                        "latent_actions.model.idm_split: 1\n"
-                       "clips.extensions: [.mp4, .avi]\n")
+                       "clips.extensions: [.mp4, .avi]\n"
+                       "latent_actions.variant_steps: {none_app_d: 1200}\n")  # fills an empty mapping
     changed, dropped = profile_changes(repo_params, profile)
     assert changed["features.encoder.model"] == "some/model" and changed["seed"] == 3
     assert set(dropped) == {"features.encoder.patch_size", "features.encoder.blur", "features.encoder.gain_norm"}

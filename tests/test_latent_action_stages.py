@@ -37,7 +37,7 @@ def cached_worlds(tiny_params, tmp_path, monkeypatch, prefect_server):
 
     monkeypatch.chdir(tmp_path)
     params = with_overrides(tiny_params, {"clips.sources": "data/worlds", "latent_actions.rollout_steps": 2,
-                                          **LONGER_CLIPS})
+                                          "latent_actions.variant_steps": {"vq": 4}, **LONGER_CLIPS})
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     for stage in (worlds, list_sources, extract_clips, cache_features):
@@ -103,6 +103,8 @@ def test_every_variant_trains_evaluates_and_is_compared(cached_worlds, tmp_path)
     runs = client.search_runs([exp.experiment_id], "tags.stage = 'train_latent_actions' and tags.variant = 'noisy'")
     history = client.get_metric_history(runs[0].info.run_id, "loss")
     assert len(history) == 4  # logged every 2 of 8 steps
+    vq = client.search_runs([exp.experiment_id], "tags.stage = 'train_latent_actions' and tags.variant = 'vq'")
+    assert len(client.get_metric_history(vq[0].info.run_id, "loss")) == 2  # its own 4 steps (variant_steps)
     assert {"kl", "sigma_mean", "pred_loss", "lr", "grad_norm"} <= set(runs[0].data.metrics)  # diagnostics logged
 
     no_clips = with_overrides(params, {"latent_actions.eval_real_domains": ["real", "mars"]})
