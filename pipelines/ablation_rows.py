@@ -11,6 +11,7 @@ from lawm.config import read_profile
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 STEERING = PROFILES / "steering.yaml"  # row patch8_long_wild_tabletop_half_noisy_light
 STEERING_6X6 = PROFILES / "steering_6x6.yaml"  # row size48_patch8_wild3x_steps2x_tabletop_half_noisy_light
+APP_D_THREE_QUARTERS = PROFILES / "app_d_three_quarters.yaml"  # row abs_positions_app_d_three_quarters_steps3x
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ ABLATIONS = [
     Ablation("abs_positions", {"latent_actions.model.abs_positions": True}, "ours",
              "the predictor's tokens know their grid cell (a turn of the view moves content by an amount that "
              "depends on where it is), at the default 16 px states"),
+    Ablation("abs_positions_app_d_three_quarters",
+             {"latent_actions.model.abs_positions": True, "latent_actions.variant_domain_share.none_app_d": 0.75},
+             "ours", "abs_positions, and App. D with three quarters of its windows from arm and nav (the paper's "
+                      "Table S3 sweeps the share)"),
+    Ablation("abs_positions_app_d_three_quarters_steps3x", read_profile(APP_D_THREE_QUARTERS), "ours",
+             "abs_positions_app_d_three_quarters with App. D trained 3x the steps (about 7,000 nav windows: "
+             "what its latent needed to take the turn in scratch trainings); profiles/app_d_three_quarters.yaml"),
     Ablation("gain_norm_abs_positions", GAIN_NORM_ABS_POSITIONS, "ours",
              "gain_norm and abs_positions together, at the default 16 px states"),
     Ablation("gain_norm_abs_positions_tabletop_half", GAIN_NORM_ABS_POSITIONS_TABLETOP_HALF,
