@@ -251,3 +251,20 @@ def test_dvc_yaml_code_deps_are_the_import_closures(tmp_path):
     edited.write_text((ROOT / "dvc.yaml").read_text().replace("      - lawm/planning/protocols.py\n", "", 1))
     assert sync_dvc_yaml(edited, write=False) == ["evaluate_planning"]  # a missing dep is caught
     assert sync_dvc_yaml(edited) == ["evaluate_planning"] and sync_dvc_yaml(edited, write=False) == []
+
+
+@pytest.mark.parametrize("stage, section, unread", [
+    ("train_latent_actions", "latent_actions", {"variants", "regularizers", "eval_real_domains"}),
+    ("train_world_model", "world_model", set()),
+])
+def test_a_training_stage_declares_every_setting_it_trains_with(stage, section, unread):
+    """A params change reruns the training it affects: DVC reruns a stage (and does not restore an older
+    run from its run cache) only on a change to the params dvc.yaml declares for it."""
+    from lawm.config import Params
+
+    declared = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["params"]
+    fields = Params.model_fields[section].annotation.model_fields
+    missing = [f"{section}.{name}" for name in fields if name not in unread
+               and not any(d == f"{section}.{name}" or d.startswith(f"{section}.{name}.") or d == section
+                           for d in declared)]
+    assert not missing, f"dvc.yaml stage {stage} does not declare {missing}"
