@@ -38,14 +38,14 @@ def test_the_steering_profile_changes_the_states_predictor_and_wild_data_and_is_
                        "worlds.wild.videos": 144, "latent_actions.train.steps": 1200,
                        "worlds.wild.tabletop_share": 0.5, "latent_actions.regularizers.noisy.beta": 1e-5,
                        "controller.train.steps": 600, "latent_actions.keep_mean": False,
-                       "latent_actions.change_weight": 0.0}
+                       "latent_actions.change_weight": 0.0, "latent_actions.variant_domain_share.none_app_d": 0.25}
     assert dropped == []
     rows = {a.name: a.overrides for a in ABLATIONS}
     assert rows["patch8_long_wild_tabletop_half_noisy_light"] == changed
     # the profile keeps the predictor it was measured with; the rows it grew from override the defaults they ran on
     earlier = {k: v for k, v in changed.items()
                if k not in ("latent_actions.regularizers.noisy.beta", "controller.train.steps", "latent_actions.keep_mean",
-                            "latent_actions.change_weight")}
+                            "latent_actions.change_weight", "latent_actions.variant_domain_share.none_app_d")}
     assert rows["patch8_long_wild_tabletop_half"] == earlier  # the rows it grew from keep their params (and experiments)
     quarter = {**earlier, "worlds.wild.tabletop_share": 0.25}
     assert rows["patch8_long_wild_tabletop"] == quarter
